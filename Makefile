@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine:  `make train`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   := data/demo
+# One torch thread is faster than two on a 2-core CPU; override with `make train TORCH_THREADS=8`.
+TORCH_THREADS ?= 1
+export OMP_NUM_THREADS ?= $(TORCH_THREADS)
+export WANDB_MODE ?= offline
+
+.PHONY: setup demo train test lint serve index clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(DEMO)/.complete
+
+$(DEMO)/.complete: $(STAMP) datamodules/demo.py
+	$(PY) -m datamodules.demo --root $(DEMO)
+
+train: demo
+	$(PY) train.py $(ARGS)
+
+index: demo
+	$(PY) index.py $(ARGS)
+
+serve: demo
+	$(PY) serve.py $(ARGS)
+
+test: demo
+	$(PY) -m pytest $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(DEMO) outputs/*/ multirun wandb
