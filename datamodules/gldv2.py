@@ -1,0 +1,190 @@
+"""Reader of the Google Landmarks v2 training files: ``train.csv``, ``train_clean.csv`` and the a/b/c image layout.
+
+``train.csv``: ``id,url,landmark_id``; ``train_clean.csv``: ``landmark_id,images`` (space-separated ids);
+images at ``train/<id[0]>/<id[1]>/<id[2]>/<id>.jpg``. Rows whose image is missing are counted and skipped with
+one summary log line; undecodable images are skipped later, where they are decoded.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def image_path(root: Path, split: str, image_id: str) -> Path:
+    """GLDv2 layout: ``<root>/<split>/<a>/<b>/<c>/<id>.jpg`` with a, b, c the first three characters of the id."""
+    if len(image_id) < 3:
+        raise ValueError(f"GLDv2 image ids have 16 characters; got {image_id!r}")
+    return root / split / image_id[0] / image_id[1] / image_id[2] / f"{image_id}.jpg"
+
+
+@dataclass(frozen=True)
+class LandmarkImages:
+    """Images with their landmark labels: ``paths[i]`` shows landmark ``labels[i]``."""
+
+    ids: list[str]
+    paths: list[Path]
+    labels: np.ndarray  # (N,) int64
+
+    def __post_init__(self) -> None:
+        if not (len(self.ids) == len(self.paths) == len(self.labels)):
+            raise ValueError("ids, paths and labels must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_landmarks(self) -> int:
+        return len(np.unique(self.labels))
+
+    def subset(self, indices: np.ndarray) -> LandmarkImages:
+        return LandmarkImages(
+            ids=[self.ids[i] for i in indices],
+            paths=[self.paths[i] for i in indices],
+            labels=self.labels[indices],
+        )
+
+
+@dataclass
+class GLDv2Report:
+    """Counts of what the reader kept and skipped, for one summary line."""
+
+    rows: int = 0
+    kept: int = 0
+    missing_files: int = 0
+    not_clean: int = 0
+    filtered_by_size: int = 0
+    excluded: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"GLDv2: {self.rows} rows, kept {self.kept}; skipped {self.missing_files} missing files"
+            f"{' (e.g. ' + ', '.join(self.skipped_examples[:3]) + ')' if self.skipped_examples else ''}, "
+            f"{self.not_clean} outside train_clean, {self.excluded} excluded by filters, "
+            f"{self.filtered_by_size} by min/max images per landmark"
+        )
+
+
+def read_train_csv(path: Path) -> list[tuple[str, int]]:
+    """(id, landmark_id) rows of ``train.csv``."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"id", "landmark_id"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected columns id,url,landmark_id; found {reader.fieldnames}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append((row["id"], int(row["landmark_id"])))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}:{line}: bad landmark_id {row.get('landmark_id')!r}") from error
+    return rows
+
+
+def read_train_clean_csv(path: Path) -> dict[int, list[str]]:
+    """landmark_id → clean image ids, from ``train_clean.csv``."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"landmark_id", "images"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected columns landmark_id,images; found {reader.fieldnames}")
+        return {int(row["landmark_id"]): row["images"].split() for row in reader}
+
+
+def load_gldv2_train(
+    root: str | Path,
+    clean: bool = True,
+    min_images_per_landmark: int = 2,
+    max_images_per_landmark: int | None = None,
+    exclude_ids: frozenset[str] = frozenset(),
+    verify_files: bool = True,
+    seed: int = 0,
+) -> tuple[LandmarkImages, GLDv2Report]:
+    """Read the GLDv2 training set.
+
+    Args:
+        root: folder with ``train.csv``, ``train_clean.csv`` (when ``clean``) and ``train/``.
+        clean: keep only the images listed in ``train_clean.csv``.
+        min_images_per_landmark: drop landmarks with fewer images (a tuple needs a query and a positive).
+        max_images_per_landmark: keep at most this many images per landmark (a seeded random choice).
+        exclude_ids: image ids to drop (e.g. flagged by the dataset analysis).
+        verify_files: check that every image file exists (rows that point nowhere are counted and skipped).
+        seed: for the choice under ``max_images_per_landmark``.
+    """
+    root = Path(root)
+    if min_images_per_landmark < 1:
+        raise ValueError(f"min_images_per_landmark must be at least 1, got {min_images_per_landmark}")
+    if max_images_per_landmark is not None and max_images_per_landmark < min_images_per_landmark:
+        raise ValueError("max_images_per_landmark must be at least min_images_per_landmark")
+    train_csv = root / "train.csv"
+    if not train_csv.is_file():
+        raise FileNotFoundError(f"{train_csv} not found; see the README for the GLDv2 file layout")
+    rows = read_train_csv(train_csv)
+    report = GLDv2Report(rows=len(rows))
+    if clean:
+        clean_ids = {
+            image_id for ids in read_train_clean_csv(root / "train_clean.csv").values() for image_id in ids
+        }
+        kept_rows = [row for row in rows if row[0] in clean_ids]
+        report.not_clean = len(rows) - len(kept_rows)
+        rows = kept_rows
+    if exclude_ids:
+        kept_rows = [row for row in rows if row[0] not in exclude_ids]
+        report.excluded = len(rows) - len(kept_rows)
+        rows = kept_rows
+    if verify_files:
+        present = []
+        for image_id, landmark in rows:
+            if image_path(root, "train", image_id).is_file():
+                present.append((image_id, landmark))
+            else:
+                report.missing_files += 1
+                if len(report.skipped_examples) < 3:
+                    report.skipped_examples.append(image_id)
+        rows = present
+
+    by_landmark: dict[int, list[str]] = defaultdict(list)
+    for image_id, landmark in rows:
+        by_landmark[landmark].append(image_id)
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    labels: list[int] = []
+    for landmark in sorted(by_landmark):
+        members = by_landmark[landmark]
+        if len(members) < min_images_per_landmark:
+            report.filtered_by_size += len(members)
+            continue
+        if max_images_per_landmark is not None and len(members) > max_images_per_landmark:
+            report.filtered_by_size += len(members) - max_images_per_landmark
+            members = sorted(rng.choice(members, size=max_images_per_landmark, replace=False).tolist())
+        ids.extend(members)
+        labels.extend([landmark] * len(members))
+    report.kept = len(ids)
+    log.info(report.summary())
+    images = LandmarkImages(
+        ids=ids, paths=[image_path(root, "train", i) for i in ids], labels=np.asarray(labels, dtype=np.int64)
+    )
+    return images, report
+
+
+def split_by_landmark(
+    images: LandmarkImages, val_fraction: float = 0.1, seed: int = 0
+) -> tuple[LandmarkImages, LandmarkImages]:
+    """Split into (train, val) so that no landmark appears in both; ``val_fraction`` of the landmarks go to val."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    landmarks = np.unique(images.labels)
+    num_val = round(len(landmarks) * val_fraction)
+    if val_fraction > 0 and num_val < 2:
+        raise ValueError(
+            f"val_fraction={val_fraction} of {len(landmarks)} landmarks leaves fewer than 2 for validation"
+        )
+    val_landmarks = np.random.default_rng(seed).choice(landmarks, size=num_val, replace=False)
+    is_val = np.isin(images.labels, val_landmarks)
+    return images.subset(np.flatnonzero(~is_val)), images.subset(np.flatnonzero(is_val))

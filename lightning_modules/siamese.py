@@ -1,0 +1,154 @@
+"""The Siamese (tuple) training of a global descriptor network as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from retrieval.metrics import mean_average_precision, mean_precision_at_k
+from retrieval.network import GlobalDescriptorNet
+
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+
+class SiameseRetrievalModule(pl.LightningModule):
+    """Trains ``net`` on tuples (query, positive, K negatives) with a tuple loss; validates by leave-one-out
+    retrieval on held-out landmarks (``val/mAP``, ``val/mP@10``).
+
+    Args:
+        net: the descriptor network (backbone → pooling → whitening → L2N).
+        loss: a tuple loss, ``loss(query (B, D), positive (B, D), negatives (B, K, D))``.
+        optimizer: a partial optimizer taking parameter groups (Hydra ``_partial_``).
+        scheduler: a partial scheduler taking the optimizer, stepped every epoch, or ``None``.
+        freeze_batchnorm: keep BatchNorm running statistics fixed during training (cirtorch).
+        gem_lr_multiplier: learning-rate factor of the GeM exponent, which also gets no weight decay.
+    """
+
+    def __init__(
+        self,
+        net: GlobalDescriptorNet,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        freeze_batchnorm: bool = True,
+        gem_lr_multiplier: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.freeze_batchnorm = freeze_batchnorm
+        self.gem_lr_multiplier = gem_lr_multiplier
+        self.save_hyperparameters(
+            {
+                "net": net.config,
+                "loss": repr(loss),
+                "freeze_batchnorm": freeze_batchnorm,
+                "gem_lr_multiplier": gem_lr_multiplier,
+            }
+        )
+        self._val_embeddings: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+        self._skipped_tuples = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (B, 3, H, W) → L2-normalised descriptors (B, D)."""
+        return self.net(self.net.normalize(images))
+
+    def train(self, mode: bool = True) -> SiameseRetrievalModule:
+        super().train(mode)
+        if mode and self.freeze_batchnorm:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    # ---------------------------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self._skipped_tuples += batch["num_skipped"]
+        if "images" not in batch:  # every tuple of the batch was unreadable
+            return None
+        images = batch["images"]  # (B, 2 + K, 3, S, S)
+        batch_size, tuple_size = images.shape[:2]
+        descriptors = self(images.flatten(0, 1)).view(batch_size, tuple_size, -1)
+        loss = self.loss(descriptors[:, 0], descriptors[:, 1], descriptors[:, 2:])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/skipped_tuples", float(self._skipped_tuples))
+        if isinstance(self.net.pool, nn.Module) and hasattr(self.net.pool, "p"):
+            self.log("train/gem_p", float(self.net.pool.p.detach().mean()))
+
+    # -------------------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if "image" not in batch:
+            return
+        self._val_embeddings.append(self(batch["image"]).float())
+        self._val_labels.append(batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_embeddings:
+            return
+        embeddings = torch.cat(self._val_embeddings)
+        labels = torch.cat(self._val_labels)
+        self._val_embeddings.clear()
+        self._val_labels.clear()
+        if self.trainer.world_size > 1:
+            embeddings = self.all_gather(embeddings).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+        scores = leave_one_out_scores(embeddings, labels)
+        self.log_dict({f"val/{name}": value for name, value in scores.items()}, prog_bar=True)
+
+    # ------------------------------------------------------------------------------------------- optimisers
+    def configure_optimizers(self) -> Any:
+        gem_parameters = [
+            p for name, p in self.net.named_parameters() if name.startswith("pool.") and p.requires_grad
+        ]
+        gem_ids = {id(p) for p in gem_parameters}
+        other_parameters = [p for p in self.net.parameters() if p.requires_grad and id(p) not in gem_ids]
+        groups: list[dict[str, Any]] = [{"params": other_parameters}]
+        if gem_parameters:
+            groups.append({"params": gem_parameters, "weight_decay": 0.0})
+        optimizer = self.optimizer_factory(groups)
+        if gem_parameters:
+            optimizer.param_groups[1]["lr"] *= self.gem_lr_multiplier
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["net_config"] = self.net.config
+
+
+def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Each image queries all others: positives share its label, the image itself is ignored.
+
+    Args:
+        embeddings: (N, D) L2-normalised.
+        labels: (N,) landmark ids.
+
+    Returns:
+        ``mAP`` and ``mP@10`` as fractions.
+    """
+    ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
+    label_array = labels.cpu().numpy()
+    positives = [
+        np.flatnonzero((label_array == label) & (np.arange(len(label_array)) != q))
+        for q, label in enumerate(label_array)
+    ]
+    junk = [np.array([q]) for q in range(len(label_array))]
+    return {
+        "mAP": mean_average_precision(ranking, positives, junk),
+        "mP@10": mean_precision_at_k(ranking, positives, junk, ks=(10,))[10],
+    }

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(monkeypatch):
+    """Tests never talk to W&B servers."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+requires_realphotos = pytest.mark.skipif(not REALPHOTOS.is_dir(), reason="../shared/realphotos is absent")

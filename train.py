@@ -1,0 +1,96 @@
+"""Train a global landmark descriptor:  python train.py [model=resnet50] [loss=contrastive] [data=gldv2] ...
+
+Validates before and after training, writes ``results.json`` into the run folder and prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+import pytorch_lightning as pl
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from retrieval.network import WeightsError
+
+log = logging.getLogger("train")
+
+
+def build_model(cfg: DictConfig) -> pl.LightningModule:
+    """The LightningModule; a smoke test (``fast_dev_run``) without hub access falls back to random weights."""
+    try:
+        return instantiate(cfg.model)
+    except InstantiationException as error:
+        if not (isinstance(error.__cause__, WeightsError) and cfg.trainer.get("fast_dev_run")):
+            raise
+        log.warning("fast_dev_run: %s — smoke-testing with randomly initialised weights", error.__cause__)
+        model_cfg = OmegaConf.merge(cfg.model, {"net": {"pretrained": False, "pretrained_path": None}})
+        return instantiate(model_cfg)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the model of ``cfg``; returns the validation metrics before and after training."""
+    pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    datamodule: pl.LightningDataModule = instantiate(cfg.data)
+    model = build_model(cfg)
+    callbacks = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
+    loggers = [instantiate(logger) for logger in cfg.get("logger", {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    results: dict[str, Any] = {"monitor": cfg.monitor}
+    try:
+        if cfg.validate_before_training and cfg.ckpt_path is None:
+            results["before"] = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+            log.info("before training: %s", _format(results["before"]))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        results["best_checkpoint"] = best or None
+        results["after"] = trainer.validate(
+            model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=False
+        )[0]
+        log.info("after training:  %s", _format(results["after"]))
+    finally:
+        _finish_wandb()
+    results_path = output_dir / "results.json"
+    results_path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    log.info("results written to %s", results_path)
+    return results
+
+
+def _format(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so that a multirun's next job starts cleanly (and nothing hangs at exit)."""
+    import sys
+
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    value = results.get("after", {}).get(cfg.monitor)
+    return None if value is None else float(value)  # the objective of hparams_search sweeps
+
+
+if __name__ == "__main__":
+    main()
