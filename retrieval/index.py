@@ -175,7 +175,11 @@ class DescriptorIndex:
         else:
             description = "Flat"
         index: Any = faiss.index_factory(self.dim, description, faiss.METRIC_INNER_PRODUCT)
-        if isinstance(parameters, HNSWParameters):
+        if isinstance(parameters, IVFPQParameters):
+            # The factory turns on polysemous training (simulated annealing over the PQ codes, seconds per
+            # sub-quantizer), which only serves Hamming pre-filtering; this index never uses that.
+            index.do_polysemous_training = False
+        elif isinstance(parameters, HNSWParameters):
             index.hnsw.efConstruction = parameters.ef_construction
         return index
 
