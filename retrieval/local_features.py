@@ -1,0 +1,249 @@
+"""Local features: keypoints with descriptors, from OpenCV detectors or from the cells of a CNN feature map.
+
+Every :class:`LocalFeatures` keeps its keypoints strongest first (by detector response, or by activation norm
+for CNN patches), so that a smaller budget is always a prefix: ``features.top(512)`` is what a detector limited
+to 512 keypoints would have kept. Keypoints are in pixels of the ORIGINAL image (the one given to the extractor,
+before any downscaling to ``max_side``), with OpenCV's convention that pixel centres sit on integer coordinates.
+
+Descriptors are float32 for SIFT and RootSIFT and packed bits (uint8) for the binary methods; matching them is
+:mod:`retrieval.matching`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import cv2
+import numpy as np
+import torch
+
+from retrieval.images import load_gray
+
+LocalFeatureMethod = Literal["sift", "rootsift", "orb", "akaze", "brisk"]
+LOCAL_FEATURE_METHODS: tuple[str, ...] = get_args(LocalFeatureMethod)
+BINARY_METHODS: tuple[str, ...] = ("orb", "akaze", "brisk")
+
+# Descriptor width per method: float values for SIFT/RootSIFT, bytes of packed bits for the binary methods.
+DESCRIPTOR_DIMS: dict[str, int] = {"sift": 128, "rootsift": 128, "orb": 32, "akaze": 61, "brisk": 64}
+
+# Added to the L1 norm before dividing, so that an all-zero SIFT descriptor stays zero instead of NaN.
+_ROOTSIFT_EPS = 1e-7
+
+# OpenCV's KeyPoint.angle for "no orientation".
+NO_ANGLE = -1.0
+
+
+@dataclass(frozen=True, eq=False)
+class LocalFeatures:
+    """Keypoints and descriptors of one image, strongest keypoint first.
+
+    Attributes:
+        keypoints: (N, 4) float32 rows of x, y, scale, angle. x and y are pixels of the original image, scale is
+            the diameter of the described region in the same pixels (OpenCV's ``KeyPoint.size``), angle is in
+            degrees (``NO_ANGLE`` = -1 where the method has no orientation).
+        descriptors: (N, D) float32, or (N, D) uint8 packed bits for binary methods (D bytes = 8·D bits).
+        image_size: (width, height) of the original image in pixels.
+    """
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    image_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if self.keypoints.ndim != 2 or self.keypoints.shape[1] != 4 or self.keypoints.dtype != np.float32:
+            raise ValueError(
+                f"keypoints must be a float32 array (N, 4), got {self.keypoints.dtype} {self.keypoints.shape}"
+            )
+        if self.descriptors.ndim != 2 or self.descriptors.dtype not in (np.float32, np.uint8):
+            raise ValueError(
+                "descriptors must be a float32 or uint8 array (N, D), "
+                f"got {self.descriptors.dtype} {self.descriptors.shape}"
+            )
+        if len(self.keypoints) != len(self.descriptors):
+            raise ValueError(
+                f"{len(self.keypoints)} keypoints but {len(self.descriptors)} descriptors; they must pair up"
+            )
+        width, height = self.image_size
+        if width < 0 or height < 0:
+            raise ValueError(f"image_size must be a non-negative (width, height), got {self.image_size}")
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def binary(self) -> bool:
+        """Whether the descriptors are packed bits (compared by Hamming distance)."""
+        return self.descriptors.dtype == np.uint8
+
+    @property
+    def dim(self) -> int:
+        """Descriptor width: float values, or bytes of packed bits."""
+        return int(self.descriptors.shape[1])
+
+    @classmethod
+    def empty(cls, dim: int, binary: bool, image_size: tuple[int, int] = (0, 0)) -> LocalFeatures:
+        """Features of an image where nothing was detected (or that could not be read)."""
+        dtype = np.uint8 if binary else np.float32
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0, dim), dtype), image_size)
+
+    def top(self, max_keypoints: int | None) -> LocalFeatures:
+        """The ``max_keypoints`` strongest keypoints (all of them for None); shares memory with ``self``."""
+        if max_keypoints is None or max_keypoints >= len(self):
+            return self
+        if max_keypoints < 0:
+            raise ValueError(f"max_keypoints must be non-negative or None, got {max_keypoints}")
+        return LocalFeatures(
+            self.keypoints[:max_keypoints], self.descriptors[:max_keypoints], self.image_size
+        )
+
+    def points_at_side(self, side: int | None) -> np.ndarray:
+        """Keypoint positions (N, 2) float32 rescaled as if the image were resized so that its longest side
+        is at most ``side`` pixels (unchanged for None or smaller images).
+
+        Geometric thresholds are set in pixels at the detection resolution; this puts keypoints of images of
+        any original size there.
+        """
+        points = self.keypoints[:, :2]
+        longest = max(self.image_size)
+        if side is None or longest <= side:
+            return points
+        scale = side / longest
+        return ((points + 0.5) * scale - 0.5).astype(np.float32)
+
+
+def _create_detector(method: str, max_keypoints: int) -> cv2.Feature2D:
+    if method in ("sift", "rootsift"):
+        return cv2.SIFT.create(nfeatures=max_keypoints)
+    if method == "orb":
+        return cv2.ORB.create(nfeatures=max_keypoints)
+    if method == "akaze":
+        return cv2.AKAZE.create()
+    return cv2.BRISK.create()
+
+
+class LocalFeatureExtractor:
+    """Detect and describe keypoints with OpenCV, keeping the ``max_keypoints`` strongest by response.
+
+    Images are downscaled (area interpolation) so that their longest side is at most ``max_side`` before
+    detection; keypoints are mapped back to the original image's pixels. RootSIFT descriptors are SIFT
+    descriptors L1-normalised then square-rooted, hence L2-normalised. The extractor holds no OpenCV object,
+    so it pickles into worker processes; a detector costs microseconds to create per call.
+    """
+
+    def __init__(
+        self, method: LocalFeatureMethod = "rootsift", max_keypoints: int = 2048, max_side: int = 1024
+    ):
+        if method not in LOCAL_FEATURE_METHODS:
+            raise ValueError(f"method must be one of {LOCAL_FEATURE_METHODS}, got {method!r}")
+        if max_keypoints <= 0:
+            raise ValueError(f"max_keypoints must be positive, got {max_keypoints}")
+        if max_side <= 0:
+            raise ValueError(f"max_side must be positive, got {max_side}")
+        self.method = method
+        self.max_keypoints = max_keypoints
+        self.max_side = max_side
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalFeatureExtractor(method={self.method!r}, max_keypoints={self.max_keypoints}, "
+            f"max_side={self.max_side})"
+        )
+
+    @property
+    def binary(self) -> bool:
+        """Whether descriptors are packed bits."""
+        return self.method in BINARY_METHODS
+
+    @property
+    def descriptor_dim(self) -> int:
+        """Descriptor width: float values, or bytes of packed bits."""
+        return DESCRIPTOR_DIMS[self.method]
+
+    def __call__(self, gray: np.ndarray) -> LocalFeatures:
+        """Extract features from a uint8 grayscale image (H, W)."""
+        if gray.ndim != 2 or gray.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 grayscale image (H, W), got {gray.dtype} {gray.shape}")
+        height, width = gray.shape
+        image_size = (width, height)
+        scale = min(1.0, self.max_side / max(height, width, 1))
+        if scale < 1.0:
+            resized_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            detection_image = cv2.resize(gray, resized_size, interpolation=cv2.INTER_AREA)
+        else:
+            detection_image = gray
+
+        detector = _create_detector(self.method, self.max_keypoints)
+        cv_keypoints, cv_descriptors = detector.detectAndCompute(detection_image, None)
+        if cv_descriptors is None or not cv_keypoints:
+            return LocalFeatures.empty(self.descriptor_dim, self.binary, image_size)
+
+        responses = np.array([keypoint.response for keypoint in cv_keypoints], dtype=np.float32)
+        strongest = np.argsort(-responses, kind="stable")[: self.max_keypoints]
+        keypoints = np.array(
+            [
+                (keypoint.pt[0], keypoint.pt[1], keypoint.size, keypoint.angle)
+                for keypoint in (cv_keypoints[index] for index in strongest)
+            ],
+            dtype=np.float32,
+        ).reshape(-1, 4)
+        if scale < 1.0:
+            # Scale about pixel centres: resized pixel x covers original pixels [(x) / s, (x + 1) / s).
+            keypoints[:, :2] = (keypoints[:, :2] + 0.5) / scale - 0.5
+            keypoints[:, 2] /= scale
+
+        descriptors = cv_descriptors[strongest]
+        if self.method == "rootsift":
+            descriptors = descriptors / (np.abs(descriptors).sum(axis=1, keepdims=True) + _ROOTSIFT_EPS)
+            descriptors = np.sqrt(descriptors)
+        dtype = np.uint8 if self.binary else np.float32
+        return LocalFeatures(keypoints, np.ascontiguousarray(descriptors, dtype=dtype), image_size)
+
+    def from_path(self, path: str | Path) -> LocalFeatures:
+        """Extract features from an image file, read with :func:`retrieval.images.load_gray` at full resolution
+        so that keypoints come back in the original image's pixels.
+
+        Raises:
+            retrieval.images.ImageLoadError: the file is missing, corrupt or too large.
+        """
+        return self(load_gray(path))
+
+
+def cnn_patch_features(feature_map: torch.Tensor, image_size: tuple[int, int]) -> LocalFeatures:
+    """Every cell of a CNN feature map as a local descriptor (the thesis' E7 patch features).
+
+    Args:
+        feature_map: (C, h, w) activations of one image.
+        image_size: (width, height) of the image the network saw, in pixels.
+
+    Returns:
+        h·w features, strongest first by activation L2 norm: descriptors (h·w, C) are the L2-normalised cell
+        activations; keypoints sit at the cell centres in image pixels, with scale = the cell's larger side
+        and no angle.
+    """
+    if feature_map.ndim != 3:
+        raise ValueError(f"feature_map must be (C, h, w), got shape {tuple(feature_map.shape)}")
+    width, height = image_size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image_size must be a positive (width, height), got {image_size}")
+    channels, map_height, map_width = feature_map.shape
+    cells = feature_map.detach().to(device="cpu", dtype=torch.float32).reshape(channels, -1).T
+    norms = cells.norm(dim=1)
+    order = torch.argsort(norms, descending=True, stable=True)
+    descriptors = (cells / norms.clamp_min(1e-12)[:, None])[order]
+
+    cell_width, cell_height = width / map_width, height / map_height
+    rows, columns = torch.meshgrid(torch.arange(map_height), torch.arange(map_width), indexing="ij")
+    keypoints = torch.stack(
+        (
+            (columns.reshape(-1) + 0.5) * cell_width - 0.5,
+            (rows.reshape(-1) + 0.5) * cell_height - 0.5,
+            torch.full((map_height * map_width,), max(cell_width, cell_height)),
+            torch.full((map_height * map_width,), NO_ANGLE),
+        ),
+        dim=1,
+    )[order]
+    return LocalFeatures(
+        keypoints.numpy().astype(np.float32), descriptors.numpy().astype(np.float32), (width, height)
+    )

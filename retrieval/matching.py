@@ -1,0 +1,356 @@
+"""Tentative matching of local descriptors (ratio test, mutual nearest neighbours) and spatial verification.
+
+Distances are computed with matrix products: ``||a - b||² = ||a||² + ||b||² - 2 a·b`` (which is ``2 - 2 a·b``
+for L2-normalised descriptors such as RootSIFT). Binary descriptors (packed uint8 bits) are unpacked into 0/1
+floats, for which the same formula gives the Hamming distance exactly, so one code path serves both.
+
+The ratio test keeps query descriptor ``i`` when its nearest database descriptor is closer than ``ratio`` times
+the second nearest (L2 distance for float descriptors, Hamming distance for binary ones; strict, so exact ties
+never match). The mutual test further requires ``i`` to be a nearest query descriptor of that database
+descriptor.
+
+:func:`match_descriptors` matches one pair; :func:`match_descriptors_batched` matches one query against many
+candidates with one large matrix product per block of candidates, and finds second neighbours and mutual
+partners without any full sort: this is the hot path of re-ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import cv2
+import numpy as np
+import torch
+
+GeometricModel = Literal["fundamental", "homography", "affine"]
+GEOMETRIC_MODELS: tuple[str, ...] = get_args(GeometricModel)
+
+# Fewest correspondences each model is estimated from (OpenCV's RANSAC for the fundamental matrix needs 8).
+MIN_SAMPLE_SIZES: dict[str, int] = {"fundamental": 8, "homography": 4, "affine": 3}
+
+MatmulPrecision = Literal["float32", "bfloat16"]
+MATMUL_PRECISIONS: tuple[str, ...] = get_args(MatmulPrecision)
+
+# Entries of one block of the (query, candidate keypoint) score matrix: 16 MiB of float32.
+DEFAULT_BLOCK_ELEMENTS = 1 << 22
+
+# Columns per group of the two-level nearest-neighbour reduction (candidates are padded to a multiple).
+_GROUP = 32
+
+
+def _check_descriptor_pair(query_descriptors: np.ndarray, database_descriptors: np.ndarray) -> None:
+    for name, descriptors in (("query", query_descriptors), ("database", database_descriptors)):
+        if descriptors.ndim != 2 or descriptors.dtype not in (np.float32, np.uint8):
+            raise ValueError(
+                f"{name} descriptors must be a float32 or packed-bit uint8 array (N, D), "
+                f"got {descriptors.dtype} {descriptors.shape}"
+            )
+    if query_descriptors.dtype != database_descriptors.dtype:
+        raise ValueError(
+            f"query descriptors are {query_descriptors.dtype} but database descriptors are "
+            f"{database_descriptors.dtype}; float and binary descriptors cannot be matched"
+        )
+    if query_descriptors.shape[1] != database_descriptors.shape[1]:
+        raise ValueError(
+            f"query descriptors have {query_descriptors.shape[1]} dimensions but database descriptors have "
+            f"{database_descriptors.shape[1]}"
+        )
+
+
+def _check_ratio(ratio: float) -> None:
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+
+
+def _matching_tensor(descriptors: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """(N, D) float32 as is, or (N, D) packed bits unpacked to (N, 8·D) float32 zeros and ones."""
+    if descriptors.dtype == np.uint8:
+        descriptors = np.unpackbits(descriptors, axis=1)
+    return torch.from_numpy(np.ascontiguousarray(descriptors)).to(device=device, dtype=torch.float32)
+
+
+def _squared_ratio_factor(ratio: float, binary: bool) -> float:
+    """``f`` such that the ratio test reads ``second_squared_distance > f · nearest_squared_distance``.
+
+    For binary descriptors the "squared distance" of the unpacked bits is the Hamming distance itself.
+    """
+    return 1.0 / ratio if binary else 1.0 / ratio**2
+
+
+def _empty_matches() -> np.ndarray:
+    return np.zeros((0, 2), dtype=np.int64)
+
+
+def match_descriptors(
+    query_descriptors: np.ndarray, database_descriptors: np.ndarray, ratio: float = 0.8, mutual: bool = True
+) -> np.ndarray:
+    """Match one pair of images by brute force.
+
+    Args:
+        query_descriptors: (Nq, D) float32, or (Nq, D) uint8 packed bits.
+        database_descriptors: (Nd, D), the same kind as the query's.
+        ratio: Lowe's ratio in (0, 1]; 1 keeps every unambiguous nearest neighbour.
+        mutual: also require the query descriptor to be a nearest neighbour of its match.
+
+    Returns:
+        (M, 2) int64 pairs (query index, database index), sorted by query index.
+    """
+    _check_descriptor_pair(query_descriptors, database_descriptors)
+    _check_ratio(ratio)
+    if len(query_descriptors) == 0 or len(database_descriptors) == 0:
+        return _empty_matches()
+    binary = query_descriptors.dtype == np.uint8
+    with torch.inference_mode():
+        # Float64 keeps the reference exact for bits and free of cancellation for large SIFT values.
+        query = _matching_tensor(query_descriptors, "cpu").double()
+        database = _matching_tensor(database_descriptors, "cpu").double()
+        squared_distances = (
+            query.square().sum(dim=1)[:, None]
+            + database.square().sum(dim=1)[None, :]
+            - 2.0 * query @ database.T
+        ).clamp_min(0.0)  # (Nq, Nd)
+        num_neighbours = min(2, len(database))
+        neighbour_distances, neighbour_indices = squared_distances.topk(num_neighbours, dim=1, largest=False)
+        nearest = neighbour_distances[:, 0]
+        matched_database_indices = neighbour_indices[:, 0]
+        if num_neighbours == 2:
+            keep = neighbour_distances[:, 1] > nearest * _squared_ratio_factor(ratio, binary)
+        else:
+            keep = torch.ones(len(query), dtype=torch.bool)
+        if mutual:
+            keep &= nearest <= squared_distances.amin(dim=0)[matched_database_indices]
+        query_indices = torch.nonzero(keep).squeeze(1)
+        pairs = torch.stack((query_indices, matched_database_indices[query_indices]), dim=1)
+    return pairs.numpy().astype(np.int64)
+
+
+def match_descriptors_batched(
+    query_descriptors: np.ndarray,
+    candidate_descriptors: Sequence[np.ndarray],
+    ratio: float = 0.8,
+    mutual: bool = True,
+    precision: MatmulPrecision = "float32",
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    device: torch.device | str = "cpu",
+) -> list[np.ndarray]:
+    """Match one query against many candidate images at once: per candidate, the same pairs as
+    :func:`match_descriptors` up to floating-point rounding of near-tied distances.
+
+    Candidates are grouped into blocks whose score matrix (Nq, candidates in block, padded width) has at most
+    ``block_elements`` entries (at least one candidate per block). One matrix product per block scores the
+    query against the concatenated candidate descriptors; per query row and candidate, the two nearest
+    neighbours come from a max-reduction over groups of ``_GROUP`` columns followed by a top-2 of the group
+    maxima and of the winning group, and only the rows that pass the ratio test look up mutual partners.
+
+    Args:
+        query_descriptors: (Nq, D) float32, or (Nq, D) uint8 packed bits.
+        candidate_descriptors: C arrays (Nc, D) of the query's kind; they may be empty.
+        ratio: Lowe's ratio in (0, 1].
+        mutual: also require mutual nearest neighbours.
+        precision: "float32", or "bfloat16" for the matrix product (several times faster on CPUs with AMX or
+            AVX512-BF16 and on GPUs; scores are then rounded to 8 significant bits, which changes a few
+            near-tied matches).
+        block_elements: size of one block of the score matrix, in entries.
+        device: torch device of the computation.
+
+    Returns:
+        C arrays (Mc, 2) int64 of (query index, candidate index) pairs, sorted by query index.
+    """
+    _check_ratio(ratio)
+    if precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"precision must be one of {MATMUL_PRECISIONS}, got {precision!r}")
+    if block_elements <= 0:
+        raise ValueError(f"block_elements must be positive, got {block_elements}")
+    for descriptors in candidate_descriptors:
+        _check_descriptor_pair(query_descriptors, descriptors)
+    results = [_empty_matches() for _ in candidate_descriptors]
+    num_query = len(query_descriptors)
+    nonempty = [index for index, descriptors in enumerate(candidate_descriptors) if len(descriptors)]
+    if num_query == 0 or not nonempty:
+        return results
+    factor = _squared_ratio_factor(ratio, binary=query_descriptors.dtype == np.uint8)
+
+    with torch.inference_mode():
+        query = _matching_tensor(query_descriptors, device)
+        start = 0
+        while start < len(nonempty):
+            # Grow the block while the padded score matrix stays within budget.
+            stop = start + 1
+            block_width = _padded_width(len(candidate_descriptors[nonempty[start]]))
+            while stop < len(nonempty):
+                width = max(block_width, _padded_width(len(candidate_descriptors[nonempty[stop]])))
+                if num_query * width * (stop + 1 - start) > block_elements:
+                    break
+                block_width = width
+                stop += 1
+            block = nonempty[start:stop]
+            block_matches = _match_block(
+                query,
+                [candidate_descriptors[index] for index in block],
+                block_width,
+                factor,
+                mutual,
+                precision,
+            )
+            for candidate_index, pairs in zip(block, block_matches, strict=True):
+                results[candidate_index] = pairs
+            start = stop
+    return results
+
+
+def _padded_width(num_keypoints: int) -> int:
+    """Smallest multiple of ``_GROUP`` holding ``num_keypoints`` columns and at least two groups."""
+    return max(2, -(-num_keypoints // _GROUP)) * _GROUP
+
+
+def _top_two(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Largest value, its index and the runner-up along the last dimension (a tie gives runner-up = largest).
+
+    ``torch.topk`` is several times slower than these three reductions on short rows.
+    """
+    largest, largest_index = values.max(dim=-1)
+    runner_up = values.scatter(-1, largest_index[..., None], -torch.inf).amax(dim=-1)
+    return largest, largest_index, runner_up
+
+
+def _match_block(
+    query: torch.Tensor,
+    candidate_descriptors: Sequence[np.ndarray],
+    width: int,
+    factor: float,
+    mutual: bool,
+    precision: MatmulPrecision,
+) -> list[np.ndarray]:
+    """Match the query (Nq, D') against G candidates, each padded to ``width`` columns.
+
+    Works on scores ``u = q·c - ||c||²/2``: for a fixed query row, ``||q - c||² = ||q||² - 2u``, so the nearest
+    candidate descriptors have the largest scores. Padding columns score -inf.
+    """
+    num_candidates = len(candidate_descriptors)
+    num_query, dim = query.shape
+    num_groups = width // _GROUP
+    sizes = [len(descriptors) for descriptors in candidate_descriptors]
+    concatenated = _matching_tensor(np.concatenate(candidate_descriptors), query.device)
+    half_norms = torch.linalg.vecdot(concatenated, concatenated).div_(2)
+    if all(size == width for size in sizes):
+        flat, flat_half_norms = concatenated, half_norms
+    else:
+        slots = torch.repeat_interleave(torch.arange(num_candidates), torch.tensor(sizes))
+        offsets = torch.arange(len(concatenated)) - torch.repeat_interleave(
+            torch.tensor(np.cumsum(sizes) - sizes), torch.tensor(sizes)
+        )
+        rows = (slots * width + offsets).to(query.device)
+        flat = torch.zeros(num_candidates * width, dim, device=query.device).index_copy_(
+            0, rows, concatenated
+        )
+        flat_half_norms = torch.full((num_candidates * width,), torch.inf, device=query.device).index_copy_(
+            0, rows, half_norms
+        )
+    if precision == "bfloat16":
+        scores = torch.mm(query.bfloat16(), flat.bfloat16().T).float().sub_(flat_half_norms)
+    else:
+        scores = torch.addmm(flat_half_norms.neg()[None, :], query, flat.T)  # (Nq, G·width)
+    grouped = scores.view(num_query, num_candidates, num_groups, _GROUP)
+
+    # Two best columns per (query row, candidate): the best two group maxima, then the best two of the
+    # winning group. The runner-up is the better of the winning group's second and the second group maximum.
+    best, winning_group, second_group_best = _top_two(grouped.amax(dim=3))  # (Nq, G) each
+    winning_scores = grouped.gather(
+        2, winning_group[:, :, None, None].expand(num_query, num_candidates, 1, _GROUP)
+    ).squeeze(2)  # (Nq, G, _GROUP)
+    _, index_in_group, second_in_group = _top_two(winning_scores)
+    runner_up = torch.maximum(second_in_group, second_group_best)
+
+    query_squared_norms = torch.linalg.vecdot(query, query)[:, None]  # (Nq, 1)
+    nearest = (query_squared_norms - 2 * best).clamp_min_(0.0)
+    second = (query_squared_norms - 2 * runner_up).clamp_min_(0.0)  # +inf for one-keypoint candidates
+    query_indices, slots = torch.nonzero(second > nearest * factor, as_tuple=True)
+    candidate_indices = winning_group[query_indices, slots] * _GROUP + index_in_group[query_indices, slots]
+    if mutual:
+        # For a fixed column, ||q - c||² ranks as ||q||²/2 - u: compare every query row on the matched columns.
+        columns = scores[:, slots * width + candidate_indices] - query_squared_norms / 2  # (Nq, M)
+        matched = columns[query_indices, torch.arange(len(query_indices), device=query.device)]
+        is_mutual = columns.amax(dim=0) <= matched
+        query_indices, slots, candidate_indices = (
+            query_indices[is_mutual],
+            slots[is_mutual],
+            candidate_indices[is_mutual],
+        )
+
+    order = torch.argsort(slots * num_query + query_indices)
+    pairs = (
+        torch.stack((query_indices[order], candidate_indices[order]), dim=1).cpu().numpy().astype(np.int64)
+    )
+    counts = torch.bincount(slots, minlength=num_candidates).cpu().numpy()
+    return np.split(pairs, np.cumsum(counts)[:-1])
+
+
+def verify_matches(
+    query_keypoints: np.ndarray,
+    database_keypoints: np.ndarray,
+    matches: np.ndarray,
+    model: GeometricModel = "fundamental",
+    threshold_px: float = 3.0,
+    method: int = cv2.USAC_MAGSAC,
+    confidence: float = 0.999,
+    max_iters: int = 10_000,
+) -> np.ndarray:
+    """Spatially verify tentative matches with a robust fit of a geometric model.
+
+    Args:
+        query_keypoints: (Nq, 2+) keypoints of the query; the first two columns are x, y in pixels.
+        database_keypoints: (Nd, 2+) keypoints of the database image.
+        matches: (M, 2) pairs (query index, database index).
+        model: "fundamental" (any rigid 3-D scene), "homography" (a plane, or a pure rotation) or "affine".
+        threshold_px: inlier threshold in pixels (reprojection error; Sampson distance for the fundamental
+            matrix).
+        method: OpenCV robust estimator flag, e.g. ``cv2.USAC_MAGSAC``, ``cv2.USAC_ACCURATE``, ``cv2.RANSAC``.
+        confidence: RANSAC confidence in (0, 1).
+        max_iters: most RANSAC iterations.
+
+    Returns:
+        (M,) bool inlier mask; all False when there are fewer matches than the model's minimal sample
+        (``MIN_SAMPLE_SIZES``) or when OpenCV finds the configuration degenerate.
+    """
+    if model not in GEOMETRIC_MODELS:
+        raise ValueError(f"model must be one of {GEOMETRIC_MODELS}, got {model!r}")
+    if threshold_px <= 0:
+        raise ValueError(f"threshold_px must be positive, got {threshold_px}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if max_iters <= 0:
+        raise ValueError(f"max_iters must be positive, got {max_iters}")
+    matches = np.asarray(matches)
+    if matches.ndim != 2 or matches.shape[1] != 2:
+        raise ValueError(f"matches must be an (M, 2) array of index pairs, got shape {matches.shape}")
+    no_inliers = np.zeros(len(matches), dtype=bool)
+    if len(matches) < MIN_SAMPLE_SIZES[model]:
+        return no_inliers
+
+    query_points = np.ascontiguousarray(query_keypoints[matches[:, 0], :2], dtype=np.float32)
+    database_points = np.ascontiguousarray(database_keypoints[matches[:, 1], :2], dtype=np.float32)
+    try:
+        if model == "fundamental":
+            _, mask = cv2.findFundamentalMat(
+                query_points, database_points, method, threshold_px, confidence, max_iters
+            )
+        elif model == "homography":
+            _, mask = cv2.findHomography(
+                query_points, database_points, method, threshold_px, maxIters=max_iters, confidence=confidence
+            )
+        else:
+            _, mask = cv2.estimateAffine2D(
+                query_points,
+                database_points,
+                method=method,
+                ransacReprojThreshold=threshold_px,
+                maxIters=max_iters,
+                confidence=confidence,
+            )
+    except cv2.error:
+        # OpenCV rejects some degenerate samples (e.g. every point identical) by raising.
+        return no_inliers
+    if mask is None:
+        return no_inliers
+    return mask.reshape(-1).astype(bool)
