@@ -40,7 +40,7 @@ PLAIN_PRECISION_KS = (1, 5, 10)
 PLAIN_RECALL_KS = (1, 10)
 GLDV2_MAX_PREDICTIONS = 100
 
-# Rows of the ranking matched per step, so that temporaries stay near 8 MiB per array whatever Q is.
+# Ranking entries matched per step, so that temporaries stay near 8 MiB per array whatever Q is.
 _ENTRIES_PER_CHUNK = 1 << 20
 
 
@@ -172,7 +172,7 @@ def _matching_entries(ranking: np.ndarray, keys: np.ndarray, stride: int) -> np.
         slots = np.minimum(np.searchsorted(keys, block_keys), keys.size - 1)
         is_match = (keys[slots] == block_keys) & (block.ravel() >= 0)
         matches.append(np.flatnonzero(is_match) + start * num_columns)
-    return np.concatenate(matches)
+    return np.concatenate(matches) if matches else np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def _locate_positives(
     flat_positives = _flatten_index_sets(positives, "positives")
     flat_junk = _flatten_index_sets(junk or [], "junk")
     largest = max(
-        [int(ranking.max())]
+        [int(ranking.max()) if ranking.size else -1]
         + [int(flat.values.max()) for flat in (flat_positives, flat_junk) if flat.values.size]
     )
     stride = largest + 1 if largest >= 0 else 1

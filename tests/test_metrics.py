@@ -219,6 +219,7 @@ def test_queries_without_positives_are_excluded_from_means() -> None:
     assert mean_average_precision(ranking, positives) == pytest.approx(1.0)
     assert mean_precision_at_k(ranking, positives, ks=(1,)) == {1: pytest.approx(1.0)}
     assert np.isnan(mean_average_precision(ranking[1:], positives[1:]))
+    assert np.isnan(mean_average_precision(np.empty((0, 3), dtype=np.int64), []))
 
 
 def test_recall_at_k_is_fraction_of_queries_with_a_positive_in_top_k() -> None:
