@@ -12,7 +12,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from retrieval.metrics import mean_average_precision, mean_precision_at_k
+from retrieval.metrics import evaluate_plain_ranking
 from retrieval.network import GlobalDescriptorNet
 
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
@@ -21,7 +21,7 @@ SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 class SiameseRetrievalModule(pl.LightningModule):
     """Trains ``net`` on tuples (query, positive, K negatives) with a tuple loss; validates by leave-one-out
-    retrieval on held-out landmarks (``val/mAP``, ``val/mP@10``).
+    retrieval on held-out landmarks (``val/mAP``, ``val/mP@10``, ...).
 
     Args:
         net: the descriptor network (backbone → pooling → whitening → L2N).
@@ -139,16 +139,14 @@ def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict
         labels: (N,) landmark ids.
 
     Returns:
-        ``mAP`` and ``mP@10`` as fractions.
+        the plain protocol's metrics (``mAP``, ``mP@k``, ``recall@k``) as fractions.
     """
     ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
     label_array = labels.cpu().numpy()
+    everyone = np.arange(len(label_array))
     positives = [
-        np.flatnonzero((label_array == label) & (np.arange(len(label_array)) != q))
-        for q, label in enumerate(label_array)
+        np.flatnonzero((label_array == label) & (everyone != query))
+        for query, label in enumerate(label_array)
     ]
-    junk = [np.array([q]) for q in range(len(label_array))]
-    return {
-        "mAP": mean_average_precision(ranking, positives, junk),
-        "mP@10": mean_precision_at_k(ranking, positives, junk, ks=(10,))[10],
-    }
+    junk = [np.array([query]) for query in everyone]
+    return evaluate_plain_ranking(ranking, positives, junk)

@@ -63,17 +63,16 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
                     if scale < 1:
                         image.draft("RGB", (int(image.width * scale) + 1, int(image.height * scale) + 1))
                 image.load()
-                image = ImageOps.exif_transpose(image) or image
-                image = _to_8bit_rgb(image)
+                rgb = _to_8bit_rgb(ImageOps.exif_transpose(image) or image)
     except ImageLoadError:
         raise
     except FileNotFoundError as error:
         raise ImageLoadError(f"{path}: file not found") from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageLoadError(f"{path}: cannot decode image ({error})") from error
-    if max_side is not None and max(image.size) > max_side:
-        image = resize_max_side(image, max_side)
-    return image
+    if max_side is not None and max(rgb.size) > max_side:
+        rgb = resize_max_side(rgb, max_side)
+    return rgb
 
 
 def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:

@@ -463,14 +463,33 @@ def _evaluate_gldv2(ranking: np.ndarray, benchmark: RetrievalBenchmark) -> dict[
     }
 
 
+def _standard_precisions_at(located: _RankedPositives, k: int) -> np.ndarray:
+    """Precision at k as usually defined: positives among the first k non-junk entries, divided by k."""
+    within = located.positions < k
+    counts = np.bincount(located.query_indices, weights=within, minlength=located.num_positives.size)
+    return _with_nan_without_positives(counts / k, located)
+
+
+def evaluate_plain_ranking(
+    ranking: np.ndarray,
+    positives: Sequence[np.ndarray | Sequence[int]],
+    junk: Sequence[np.ndarray | Sequence[int]] | None = None,
+) -> dict[str, float]:
+    """The plain protocol: ``mAP`` (revisitop AP), ``mP@k`` as standard precision at k (hits in the first k
+    non-junk results over k, so a query with fewer than k positives cannot reach 1), and ``recall@k``."""
+    located = _locate_positives(ranking, positives, junk)
+    results = {"mAP": mean_over_queries(_average_precisions(located))}
+    results.update(
+        {f"mP@{k}": mean_over_queries(_standard_precisions_at(located, k)) for k in PLAIN_PRECISION_KS}
+    )
+    results.update({f"recall@{k}": mean_over_queries(_hits_at(located, k)) for k in PLAIN_RECALL_KS})
+    return results
+
+
 def _evaluate_plain(ranking: np.ndarray, benchmark: RetrievalBenchmark) -> dict[str, float]:
     positives = [truth.easy for truth in benchmark.ground_truth]
     junk = [truth.junk for truth in benchmark.ground_truth]
-    scores = score_queries(ranking, positives, junk, ks=sorted({*PLAIN_PRECISION_KS, *PLAIN_RECALL_KS}))
-    results = {"mAP": mean_over_queries(scores.average_precision)}
-    results.update({f"mP@{k}": mean_over_queries(scores.precision_at[k]) for k in PLAIN_PRECISION_KS})
-    results.update({f"recall@{k}": mean_over_queries(scores.hit_at[k]) for k in PLAIN_RECALL_KS})
-    return results
+    return evaluate_plain_ranking(ranking, positives, junk)
 
 
 def evaluate_ranking(ranking: np.ndarray, benchmark: RetrievalBenchmark) -> dict[str, float]:

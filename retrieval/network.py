@@ -44,6 +44,9 @@ class GlobalDescriptorNet(nn.Module):
             ``pretrained``).
     """
 
+    # A timm model: forward_features and num_features are part of its (dynamic) interface.
+    backbone: Any
+
     def __init__(
         self,
         backbone: str = "resnet50",

@@ -372,7 +372,12 @@ def test_plain_leave_one_out_keys_and_values() -> None:
     ranking = np.array([[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [2, 1, 0, 4, 3], [3, 4, 0, 1, 2], [4, 3, 2, 1, 0]])
     results = evaluate_ranking(ranking, benchmark)
     assert set(results) == {"mAP", "mP@1", "mP@5", "mP@10", "recall@1", "recall@10"}
-    assert results == pytest.approx({key: 1.0 for key in results})
+    # mP@k is standard precision at k: with 2 or 1 positives, a perfect top 5 holds 2/5 or 1/5 of them.
+    expected = {key: 1.0 for key in results} | {
+        "mP@5": (3 * 2 / 5 + 2 * 1 / 5) / 5,
+        "mP@10": (3 * 2 / 10 + 2 * 1 / 10) / 5,
+    }
+    assert results == pytest.approx(expected)
     # Last query (image 4, positive 3): 4 2 3 1 0 -> without the query 2 3 1 0, its one positive at 0-based
     # rank 1: AP = (0/1 + 1/2) / 2 = 1/4, and no positive at rank 1 for recall@1.
     ranking[4] = [4, 2, 3, 1, 0]

@@ -1,0 +1,140 @@
+"""Evaluate a checkpoint (or a pretrained backbone) on retrieval benchmarks:
+
+    python evaluate.py ckpt_path=outputs/train/runs/<time>/checkpoints/last.ckpt [benchmarks=...] [post.query_expansion_k=2]
+
+Writes ``results.json`` and ``results.md`` into the run folder and prints the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from datamodules.gldv2 import load_gldv2_train
+from retrieval.evaluation import evaluate_benchmark
+from retrieval.extract import ExtractionSettings, extract_cached
+from retrieval.network import GlobalDescriptorNet
+from retrieval.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
+
+log = logging.getLogger("evaluate")
+
+
+def load_network(cfg: DictConfig) -> tuple[GlobalDescriptorNet, str]:
+    """The network and an id naming its weights (for descriptor caches and index metadata)."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        net = GlobalDescriptorNet.from_checkpoint(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return net, f"checkpoint:{path.name}:{digest}"
+    net = instantiate(cfg.net)
+    return net, "pretrained:" + json.dumps(net.config, sort_keys=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def learn_whitening(
+    cfg: DictConfig,
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    device: torch.device,
+) -> Whitening | None:
+    """PCA or learned (Lw) whitening fitted on GLDv2-format training images, or loaded from ``whitening.path``."""
+    options = cfg.whitening
+    if options.path:
+        return Whitening.load(options.path)
+    if not options.method:
+        return None
+    if options.method not in ("pca", "lw"):
+        raise ValueError(f"whitening.method must be null, pca or lw; got {options.method!r}")
+    images, _ = load_gldv2_train(
+        options.data_root, clean=True, max_images_per_landmark=options.max_images_per_landmark
+    )
+    descriptors, readable = extract_cached(
+        net, images.paths, descriptor_id, cfg.cache_dir, settings, device=device, description="whitening data"
+    )
+    descriptors, labels = descriptors[readable], images.labels[readable]
+    if options.method == "pca":
+        whitening = learn_pca_whitening(descriptors, dim=options.dim)
+    else:
+        queries, positives = [], []
+        for landmark in np.unique(labels):
+            members = np.flatnonzero(labels == landmark)
+            queries += members[:-1].tolist()
+            positives += members[1:].tolist()
+        whitening = learn_lw_whitening(descriptors, queries, positives, dim=options.dim)
+    log.info(
+        "learned %s whitening %d → %d on %d images",
+        options.method,
+        whitening.input_dim,
+        whitening.output_dim,
+        len(descriptors),
+    )
+    return whitening
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """A markdown table, one row per benchmark, metrics in percent."""
+    lines = []
+    for name, metrics in results.items():
+        keys = sorted(metrics)
+        lines += [f"### {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(f"{100 * metrics[key]:.2f}" for key in keys) + " |", ""]
+    return "\n".join(lines)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    device = resolve_device(cfg.device)
+    net, descriptor_id = load_network(cfg)
+    net.to(device)
+    settings: ExtractionSettings = instantiate(cfg.extraction, scales=tuple(cfg.extraction.scales))
+    post = instantiate(cfg.post)
+    whitening = learn_whitening(cfg, net, descriptor_id, settings, device)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if whitening is not None:
+        whitening.save(output_dir / "whitening.npz")
+    results: dict[str, dict[str, float]] = {}
+    for name, source_cfg in cfg.benchmarks.items():
+        benchmark = instantiate(source_cfg).load()
+        log.info("%s: %d queries, %d database images", name, benchmark.num_queries, benchmark.num_database)
+        result = evaluate_benchmark(
+            net, benchmark, settings, descriptor_id, post, whitening, cfg.cache_dir, device
+        )
+        results[name] = result.metrics
+    table = format_table(results)
+    report = {
+        "descriptor_id": descriptor_id,
+        "settings": OmegaConf.to_container(cfg, resolve=True),
+        "results": results,
+    }
+    (output_dir / "results.json").write_text(json.dumps(report, indent=2))
+    (output_dir / "results.md").write_text(table + "\n")
+    print(table)
+    log.info("results written to %s", output_dir)
+    return report
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

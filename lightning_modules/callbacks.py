@@ -1,0 +1,132 @@
+"""Validation callbacks: retrieval benchmarks scored during training, with pictures of the top 10."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+
+from datamodules.benchmarks import load_benchmark
+from retrieval.benchmark import RetrievalBenchmark
+from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark, verdicts
+from retrieval.extract import ExtractionSettings
+from retrieval.visualize import render_ranking_grid, stack_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkSource:
+    """Where a benchmark lies: ``kind`` is a name known to ``datamodules.benchmarks.load_benchmark``
+    (roxford5k, rparis6k, rdemo, gldv2, realphotos, folder, ...), ``root`` its data folder; ``max_queries``
+    evaluates a fixed, evenly spaced subset of the queries (quick validation; ``None``: all)."""
+
+    kind: str
+    root: str
+    max_queries: int | None = None
+
+    def load(self) -> RetrievalBenchmark:
+        benchmark = load_benchmark(self.kind, self.root)
+        if self.max_queries is not None and self.max_queries < benchmark.num_queries:
+            chosen = np.linspace(0, benchmark.num_queries - 1, self.max_queries).round().astype(np.int64)
+            benchmark = benchmark.select_queries(np.unique(chosen))
+        return benchmark
+
+
+class RetrievalEvaluation(pl.Callback):
+    """At the end of validation (every ``every_n_epochs`` epochs during fit, and at every ``trainer.validate``,
+    e.g. the epoch-0 baseline) extracts, searches and scores each benchmark; logs ``val/<name>/<metric>``
+    to every logger, and a picture of the top ``grid_size`` results of ``num_pictured_queries`` queries
+    (green: positive, red: negative, grey: junk) to W&B and to ``<run dir>/retrieval/``.
+
+    Args:
+        benchmarks: name → source.
+        every_n_epochs: evaluation period during fit.
+        max_side / scales / batch_size / num_workers: extraction settings.
+        query_expansion_k / dba_k / alpha / top_k: post-processing (see ``PostProcessing``).
+    """
+
+    def __init__(
+        self,
+        benchmarks: dict[str, BenchmarkSource],
+        every_n_epochs: int = 1,
+        max_side: int = 1024,
+        scales: tuple[float, ...] = (1.0,),
+        batch_size: int = 16,
+        num_workers: int = 2,
+        query_expansion_k: int = 0,
+        dba_k: int = 0,
+        alpha: float = 3.0,
+        top_k: int | None = None,
+        num_pictured_queries: int = 4,
+        grid_size: int = 10,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be at least 1, got {every_n_epochs}")
+        self.sources = dict(benchmarks)
+        self.every_n_epochs = every_n_epochs
+        self.settings = ExtractionSettings(
+            max_side=max_side, scales=tuple(scales), batch_size=batch_size, num_workers=num_workers
+        )
+        self.post = PostProcessing(query_expansion_k=query_expansion_k, dba_k=dba_k, alpha=alpha, top_k=top_k)
+        self.num_pictured_queries = num_pictured_queries
+        self.grid_size = grid_size
+        self.benchmarks: dict[str, RetrievalBenchmark] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not self.benchmarks:
+            self.benchmarks = {name: source.load() for name, source in self.sources.items()}
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "fit" and (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        for name, benchmark in self.benchmarks.items():
+            result = evaluate_benchmark(
+                pl_module.net,
+                benchmark,
+                self.settings,
+                descriptor_id="training",  # the weights change every epoch: nothing is cached
+                post=self.post,
+                device=pl_module.device,
+                progress=trainer.is_global_zero,
+            )
+            pl_module.log_dict(
+                {f"val/{name}/{key}": value for key, value in result.metrics.items()}, sync_dist=False
+            )
+            if trainer.is_global_zero and self.num_pictured_queries:
+                self._picture(trainer, name, benchmark, result)
+
+    def _picture(
+        self, trainer: pl.Trainer, name: str, benchmark: RetrievalBenchmark, result: BenchmarkResult
+    ) -> None:
+        rows = []
+        for query in range(min(self.num_pictured_queries, benchmark.num_queries)):
+            top = result.ranking[query, : self.grid_size]
+            rows.append(
+                render_ranking_grid(
+                    benchmark.query_paths[query],
+                    [benchmark.database_paths[i] for i in top],
+                    verdicts(benchmark, query, top),
+                    result.scores[query, : self.grid_size].tolist(),
+                    thumbnail_size=96,
+                )
+            )
+        picture = stack_rows(rows)
+        stage = "baseline" if trainer.state.fn != "fit" else f"epoch{trainer.current_epoch:03d}"
+        folder = Path(trainer.default_root_dir) / "retrieval"
+        folder.mkdir(parents=True, exist_ok=True)
+        picture.save(folder / f"{name}_{stage}_step{trainer.global_step}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(
+                    key=f"val/{name}/top{self.grid_size}",
+                    images=[picture],
+                    caption=[stage],
+                    step=trainer.global_step,
+                )

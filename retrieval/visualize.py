@@ -1,0 +1,73 @@
+"""Pictures of rankings: a query and its top results in a row, framed by correctness."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageDraw
+
+from retrieval.images import ImageLoadError, load_rgb
+
+Verdict = Literal["positive", "negative", "junk", "unknown"]
+FRAME_COLORS: dict[str, tuple[int, int, int]] = {
+    "query": (40, 90, 220),
+    "positive": (30, 170, 60),
+    "negative": (210, 40, 40),
+    "junk": (150, 150, 150),
+    "unknown": (255, 255, 255),
+}
+
+
+def _thumbnail(path: Path, size: int) -> Image.Image:
+    try:
+        image = load_rgb(path, max_side=size)
+    except ImageLoadError:
+        image = Image.new("RGB", (size, size), (60, 60, 60))
+    canvas = Image.new("RGB", (size, size), (255, 255, 255))
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return canvas
+
+
+def render_ranking_grid(
+    query_path: Path,
+    result_paths: Sequence[Path],
+    verdicts: Sequence[Verdict] | None = None,
+    scores: Sequence[float] | None = None,
+    thumbnail_size: int = 160,
+    frame: int = 6,
+) -> Image.Image:
+    """One row: the query (blue frame), then each result framed green (positive), red (negative), grey (junk)
+    or white (unknown), with its rank and score written under it."""
+    verdicts = list(verdicts) if verdicts is not None else ["unknown"] * len(result_paths)
+    if len(verdicts) != len(result_paths) or (scores is not None and len(scores) != len(result_paths)):
+        raise ValueError("verdicts and scores must have one entry per result")
+    cell = thumbnail_size + 2 * frame
+    caption = 18
+    grid = Image.new("RGB", (cell * (1 + len(result_paths)), cell + caption), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    entries = [(query_path, "query", "query")] + [
+        (path, verdict, f"{rank}" + (f"  {scores[rank - 1]:.3f}" if scores is not None else ""))
+        for rank, (path, verdict) in enumerate(zip(result_paths, verdicts, strict=True), start=1)
+    ]
+    for column, (path, verdict, text) in enumerate(entries):
+        left = column * cell
+        draw.rectangle((left, 0, left + cell - 1, cell - 1), fill=FRAME_COLORS[verdict])
+        grid.paste(_thumbnail(path, thumbnail_size), (left + frame, frame))
+        draw.text((left + frame, cell + 2), text, fill=(0, 0, 0))
+    return grid
+
+
+def stack_rows(rows: Sequence[Image.Image]) -> Image.Image:
+    """Rows of possibly different widths, top to bottom on a white background."""
+    if not rows:
+        raise ValueError("no rows to stack")
+    grid = Image.new(
+        "RGB", (max(row.width for row in rows), sum(row.height for row in rows)), (255, 255, 255)
+    )
+    top = 0
+    for row in rows:
+        grid.paste(row, (0, top))
+        top += row.height
+    return grid
