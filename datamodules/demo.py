@@ -1776,8 +1776,8 @@ _VIEW_STYLES: dict[str, tuple[_ViewStyle, ...]] = {
     "medium": (_ViewStyle((0.45, 1.05), 0.15, 8, 0.4, (0.7, 1.0), (0, 4), 0.3, 1.2, 5, (0.7, 1.4)),),
     # strongly zoomed in, or far away, and heavily occluded
     "hard": (
-        _ViewStyle((1.3, 1.9), 0.25, 12, 0.6, (0.3, 0.8), (3, 6), 0.45, 1.6, 7, (0.55, 1.8)),
-        _ViewStyle((0.3, 0.42), 0.2, 12, 0.6, (0.9, 1.0), (3, 6), 0.3, 1.6, 7, (0.55, 1.8)),
+        _ViewStyle((1.3, 1.9), 0.25, 12, 0.55, (0.3, 0.8), (2, 5), 0.4, 1.4, 6, (0.55, 1.8)),
+        _ViewStyle((0.35, 0.5), 0.2, 12, 0.55, (0.9, 1.0), (2, 5), 0.3, 1.4, 6, (0.55, 1.8)),
     ),
     # barely visible: tiny, or mostly outside the frame
     "junk": (
