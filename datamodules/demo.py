@@ -427,23 +427,25 @@ class _Canvas:
         self.rgb[top:bottom, left:right][inside] = paint[top:bottom, left:right][inside]
         np.maximum(self.alpha[top:bottom, left:right], mask, out=self.alpha[top:bottom, left:right])
 
-    def fill_shaded(
-        self, left: int, top: int, right: int, bottom: int, paint: np.ndarray, shading: np.ndarray
-    ) -> None:
-        """Paint the rectangle [left, right) x [top, bottom) with the texture multiplied by ``shading``
-        (broadcastable to (bottom - top, right - left)), where ``shading`` is positive."""
-        left, top = max(left, 0), max(top, 0)
-        right, bottom = min(right, self.width), min(bottom, self.height)
-        if right <= left or bottom <= top:
+    def fill_shaded(self, left: int, top: int, paint: np.ndarray, shading: np.ndarray) -> None:
+        """Paint the texture ``paint`` (H, W, 3) multiplied by ``shading`` (h, w) float32, whose top-left corner
+        goes to (left, top); pixels where ``shading`` is 0 stay untouched, parts off the canvas are cut off."""
+        x0, y0 = max(left, 0), max(top, 0)
+        x1, y1 = min(left + shading.shape[1], self.width), min(top + shading.shape[0], self.height)
+        if x1 <= x0 or y1 <= y0:
             return
-        factor = np.broadcast_to(shading, (bottom - top, right - left)) if shading.ndim == 2 else None
-        region = paint[top:bottom, left:right].astype(np.float32)
-        if factor is None:
-            factor = np.broadcast_to(shading[None, : right - left], (bottom - top, right - left))
+        factor = shading[y0 - top : y1 - top, x0 - left : x1 - left]
         inside = factor > 0
-        shaded = np.clip(region * factor[..., None], 0, 255).astype(np.uint8)
-        self.rgb[top:bottom, left:right][inside] = shaded[inside]
-        self.alpha[top:bottom, left:right][inside] = 255
+        shaded = np.clip(paint[y0:y1, x0:x1].astype(np.float32) * factor[..., None], 0, 255).astype(np.uint8)
+        self.rgb[y0:y1, x0:x1][inside] = shaded[inside]
+        self.alpha[y0:y1, x0:x1][inside] = 255
+
+    def fill_cylinder(self, box: tuple[int, int, int, int], paint: np.ndarray, light: float) -> None:
+        """Paint ``box`` = (left, top, right, bottom) as a vertical cylinder lit from the side ``light``."""
+        left, top, right, bottom = box
+        if right > left and bottom > top:
+            shading = np.broadcast_to(_cylinder_shading(right - left, light), (bottom - top, right - left))
+            self.fill_shaded(left, top, paint, shading)
 
 
 @dataclass(frozen=True)
@@ -760,7 +762,7 @@ def _draw_column(canvas: _Canvas, kit: _Kit, center_x: float, top: int, bottom: 
     left, right = round(center_x - width / 2), round(center_x + width / 2)
     if right - left < 2:
         return
-    canvas.fill_shaded(left, top, right, bottom, kit.trim, _cylinder_shading(right - left, kit.light))
+    canvas.fill_cylinder((left, top, right, bottom), kit.trim, kit.light)
     for flute_x in range(left + 2, right - 1, 3):
         cv2.line(canvas.rgb, (flute_x, top + 3), (flute_x, bottom - 3), _scale_color(kit.trim_color, 0.8), 1)
     cap = max(2, round(width * 0.3))
@@ -843,6 +845,15 @@ def _draw_spire(
     )
 
 
+def _onion_outline(center_x: float, base_y: float, half_width: float, height: float) -> np.ndarray:
+    """The outline (K, 2) int32 of an onion dome: a bulge above ``base_y`` that tapers to a point."""
+    rise = np.linspace(0, 1, 16)
+    widths = half_width * np.sin(np.pi * rise**0.75) * (1.2 - 0.5 * rise)
+    right_side = np.stack([center_x + widths, base_y - rise * height], axis=1)
+    left_side = np.stack([center_x - widths, base_y - rise * height], axis=1)[::-1]
+    return _polygon(np.concatenate([right_side, left_side]))
+
+
 def _draw_dome(
     canvas: _Canvas,
     rng: np.random.Generator,
@@ -860,7 +871,7 @@ def _draw_dome(
     inside = x**2 + y**2 <= 1
     normal_z = np.sqrt(np.clip(1 - x**2 - y**2, 0, None))
     shading = 0.4 + 0.75 * np.clip(0.6 * kit.light * x + 0.5 * y + 0.6 * normal_z, 0, None)
-    canvas.fill_shaded(left, top, right, bottom, kit.roof, np.where(inside, shading, 0).astype(np.float32))
+    canvas.fill_shaded(left, top, kit.roof, np.where(inside, shading, 0).astype(np.float32))
     rib_color = _scale_color(kit.trim_color, 0.75)
     for fraction in np.linspace(-0.8, 0.8, _randint(rng, 4, 9)):
         axes = (max(1, round(abs(fraction) * radius_x)), round(radius_y))
@@ -878,13 +889,9 @@ def _draw_dome(
         )
     lantern_width = max(4, round(radius_x * 0.18))
     lantern_top = top - lantern_width
-    canvas.fill_shaded(
-        round(center_x) - lantern_width // 2,
-        lantern_top,
-        round(center_x) + lantern_width // 2,
-        top + 2,
-        kit.trim,
-        _cylinder_shading(lantern_width, kit.light),
+    lantern_left = round(center_x) - lantern_width // 2
+    canvas.fill_cylinder(
+        (lantern_left, lantern_top, lantern_left + lantern_width, top + 2), kit.trim, kit.light
     )
     finial_top = lantern_top - max(6, lantern_width)
     cv2.line(canvas.rgb, (round(center_x), lantern_top), (round(center_x), finial_top), kit.accent, 2)
@@ -1117,35 +1124,14 @@ def _build_brick_hall(canvas: _Canvas, rng: np.random.Generator, kit: _Kit) -> N
     canvas.fill([_rect(tower_x, tower_top, tower_x + tower_width, top)], kit.wall)
     cap = _pick(rng, ("pyramid", "onion", "spire"))
     if cap == "onion":
-        bulb = _polygon(
+        canvas.fill(
             [
-                (tower_x - 4, tower_top),
-                (tower_x + tower_width / 2, tower_top - tower_width * 1.1),
-                (tower_x + tower_width + 4, tower_top),
-            ]
+                _onion_outline(
+                    tower_x + tower_width / 2, tower_top + 2, tower_width / 2 + 4, tower_width * 1.3
+                )
+            ],
+            kit.roof,
         )
-        cv2.ellipse(
-            canvas.rgb,
-            (tower_x + tower_width // 2, tower_top - tower_width // 4),
-            (tower_width // 2 + 4, tower_width // 3),
-            0,
-            0,
-            360,
-            _color(np.asarray(kit.roof[tower_top, tower_x], np.float64)),
-            -1,
-            cv2.LINE_AA,
-        )
-        cv2.ellipse(
-            canvas.alpha,
-            (tower_x + tower_width // 2, tower_top - tower_width // 4),
-            (tower_width // 2 + 4, tower_width // 3),
-            0,
-            0,
-            360,
-            255,
-            -1,
-        )
-        canvas.fill([bulb], kit.roof)
     elif cap == "spire":
         _draw_spire(
             canvas,
@@ -1352,14 +1338,8 @@ def _build_pagoda(canvas: _Canvas, rng: np.random.Generator, kit: _Kit) -> None:
         num_bays = _randint(rng, 3, 5)
         for bay in range(num_bays + 1):
             column_x = tier_left + tier_width * bay / num_bays
-            canvas.fill_shaded(
-                round(column_x) - 2,
-                round(wall_top),
-                round(column_x) + 3,
-                round(tier_bottom),
-                kit.trim,
-                _cylinder_shading(5, kit.light),
-            )
+            column = (round(column_x) - 2, round(wall_top), round(column_x) + 3, round(tier_bottom))
+            canvas.fill_cylinder(column, kit.trim, kit.light)
         for bay in range(num_bays):
             bay_left = tier_left + tier_width * (bay + 0.2) / num_bays
             bay_width = tier_width * 0.6 / num_bays
@@ -1471,13 +1451,8 @@ def _build_domed(canvas: _Canvas, rng: np.random.Generator, kit: _Kit) -> None:
     if minaret_width:
         minaret_top = _randint(rng, round(0.06 * height), round(0.16 * height))
         for minaret_left in (left - minaret_width - 2, right + 2 + (depth if kit.side > 0 else 0)):
-            canvas.fill_shaded(
-                minaret_left,
-                minaret_top,
-                minaret_left + minaret_width,
-                base_y,
-                kit.trim,
-                _cylinder_shading(minaret_width, kit.light),
+            canvas.fill_cylinder(
+                (minaret_left, minaret_top, minaret_left + minaret_width, base_y), kit.trim, kit.light
             )
             for balcony_y in np.linspace(minaret_top + 20, top - 10, _randint(rng, 1, 3)):
                 canvas.fill(
@@ -1555,14 +1530,7 @@ def _build_castle(canvas: _Canvas, rng: np.random.Generator, kit: _Kit) -> None:
             )
     for tower_left in (0, width - tower_width):
         tower_top = _randint(rng, round(0.3 * height), round(0.45 * height))
-        canvas.fill_shaded(
-            tower_left,
-            tower_top,
-            tower_left + tower_width,
-            base_y,
-            kit.wall,
-            _cylinder_shading(tower_width, kit.light),
-        )
+        canvas.fill_cylinder((tower_left, tower_top, tower_left + tower_width, base_y), kit.wall, kit.light)
         _draw_window_grid(
             canvas.rgb,
             rng,
@@ -1601,7 +1569,6 @@ def _build_colonial(canvas: _Canvas, rng: np.random.Generator, kit: _Kit) -> Non
     gable_width = (right - left) * _uniform(rng, 0.2, 0.3)
     gable_top = _randint(rng, round(0.12 * height), round(0.2 * height))
     gable = _window_outline(center_x - gable_width / 2, gable_top, gable_width, top - gable_top + 2, "round")
-    canvas.fill([gable], kit.wall)
     roof_top = top - (top - gable_top) * _uniform(rng, 0.4, 0.6)
     canvas.fill(
         [
@@ -2197,6 +2164,11 @@ def _encode_jpeg(image: Image.Image, quality: int, exif: Image.Exif | None = Non
     return buffer.getvalue()
 
 
+def _jpeg_quality(rng: np.random.Generator) -> int:
+    """A JPEG quality in [60, 95], mostly at the low end as on photo-sharing sites (mean about 72)."""
+    return 60 + round(35 * rng.random() ** 2)
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -2391,7 +2363,7 @@ def _write_train(
             rgb = render_non_landmark_photo(rng, config)
         else:
             rgb, _ = render_landmark_photo(scenes[row.scene], rng, "medium", config)
-        quality = _randint(rng, 60, 95)
+        quality = _jpeg_quality(rng)
         exif = _exif(part.exif_datetime.get(row.image_id), part.camera.get(row.image_id))
         if row.kind is _Kind.TRUNCATED:
             encoded = _encode_jpeg(Image.fromarray(rgb), quality)
@@ -2409,7 +2381,7 @@ def _write_train(
             )
             exif = _exif(part.exif_datetime.get(row.image_id), part.camera.get(row.image_id))
             _write_bytes(
-                image_path(root, "train", row.image_id), _encode_jpeg(resized, _randint(rng, 60, 95), exif)
+                image_path(root, "train", row.image_id), _encode_jpeg(resized, _jpeg_quality(rng), exif)
             )
     rows = sorted(part.rows, key=lambda row: row.image_id)
     _write_lines(
@@ -2442,39 +2414,39 @@ def _write_index_and_test(
     index.csv, test.csv and the retrieval solution; returns their counts."""
     index_scene: dict[str, int | None] = {}
     test_scene: dict[str, int | None] = {}
-    for scene in range(len(scenes)):
+    for landmark in range(len(scenes)):
         num_index = _randint(rng, config.min_index_images_per_landmark, config.max_index_images_per_landmark)
         num_queries = _randint(
             rng, config.min_test_queries_per_landmark, config.max_test_queries_per_landmark
         )
-        index_scene.update((ids.new(), scene) for _ in range(num_index))
-        test_scene.update((ids.new(), scene) for _ in range(num_queries))
+        index_scene.update((ids.new(), landmark) for _ in range(num_index))
+        test_scene.update((ids.new(), landmark) for _ in range(num_queries))
     index_scene.update((ids.new(), None) for _ in range(config.num_index_distractors))
     test_scene.update((ids.new(), None) for _ in range(config.num_test_non_landmark))
-    queries = [image_id for image_id, scene in test_scene.items() if scene is not None]
+    queries = [image_id for image_id, shown in test_scene.items() if shown is not None]
     num_public = round(config.public_fraction * len(queries))
     public = {queries[int(position)] for position in rng.choice(len(queries), num_public, replace=False)}
     for split, stream, members in (("index", _Stream.INDEX, index_scene), ("test", _Stream.TEST, test_scene)):
-        for position, (image_id, scene) in enumerate(members.items()):
+        for position, (image_id, shown) in enumerate(members.items()):
             view_rng = _rng(seed, stream, position)
-            if scene is None:
+            if shown is None:
                 rgb = render_non_landmark_photo(view_rng, config)
             else:
-                rgb, _ = render_landmark_photo(scenes[scene], view_rng, "medium", config)
+                rgb, _ = render_landmark_photo(scenes[shown], view_rng, "medium", config)
             _write_bytes(
                 image_path(root, split, image_id),
-                _encode_jpeg(Image.fromarray(rgb), _randint(view_rng, 60, 95)),
+                _encode_jpeg(Image.fromarray(rgb), _jpeg_quality(view_rng)),
             )
     _write_lines(root / "index.csv", "id", sorted(index_scene))
     _write_lines(root / "test.csv", "id", sorted(test_scene))
     solution = []
     for image_id in sorted(test_scene):
-        scene = test_scene[image_id]
-        if scene is None:
+        shown = test_scene[image_id]
+        if shown is None:
             solution.append(f"{image_id},None,{_IGNORED}")
             continue
         matches = " ".join(
-            sorted(index_id for index_id, index_of in index_scene.items() if index_of == scene)
+            sorted(index_id for index_id, index_of in index_scene.items() if index_of == shown)
         )
         solution.append(f"{image_id},{matches},{_PUBLIC if image_id in public else _PRIVATE}")
     _write_lines(root / SOLUTION_FILE, "id,images,Usage", solution)
@@ -2517,7 +2489,7 @@ def _write_rdemo(
         else:
             rgb, _ = render_landmark_photo(scenes[scene], view_rng, difficulty, config)
         _write_bytes(
-            folder / "jpg" / f"{name}.jpg", _encode_jpeg(Image.fromarray(rgb), _randint(view_rng, 60, 95))
+            folder / "jpg" / f"{name}.jpg", _encode_jpeg(Image.fromarray(rgb), _jpeg_quality(view_rng))
         )
     ground_truth: list[dict[str, list[int] | list[float]]] = []
     for query, name in enumerate(query_names):
@@ -2525,7 +2497,7 @@ def _write_rdemo(
         view_rng = _rng(seed, _Stream.RDEMO_QUERY, query)
         rgb, box = render_landmark_photo(scenes[scene], view_rng, "query", config)
         _write_bytes(
-            folder / "jpg" / f"{name}.jpg", _encode_jpeg(Image.fromarray(rgb), _randint(view_rng, 80, 95))
+            folder / "jpg" / f"{name}.jpg", _encode_jpeg(Image.fromarray(rgb), _jpeg_quality(view_rng))
         )
         entry: dict[str, list[int] | list[float]] = {
             difficulty: sorted(

@@ -11,6 +11,7 @@ import json
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -387,7 +388,7 @@ def test_cli_does_nothing_when_complete_unless_forced(
         ({"min_long_side": 32, "max_long_side": 48}, "min_long_side must be at least 64"),
     ],
 )
-def test_invalid_config_is_refused(changes: dict[str, float], message: str) -> None:
+def test_invalid_config_is_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(SMALL, **changes)
 
@@ -406,7 +407,7 @@ def test_negative_seed_is_refused(tmp_path: Path) -> None:
 def geometric_inliers(first: np.ndarray, second: np.ndarray) -> int:
     """RANSAC homography inliers among SIFT matches that pass Lowe's ratio test (0.8), one match per keypoint
     location on each side (so that many matches collapsing onto one point count once)."""
-    sift = cv2.SIFT_create(nfeatures=1000)
+    sift = cv2.SIFT.create(nfeatures=1000)
     keypoints_first, descriptors_first = sift.detectAndCompute(first, None)
     keypoints_second, descriptors_second = sift.detectAndCompute(second, None)
     if (
@@ -441,7 +442,9 @@ def geometric_inliers(first: np.ndarray, second: np.ndarray) -> int:
         points_second.append(point_second)
     if len(points_first) < 8:
         return 0
-    _, inliers = cv2.findHomography(np.float32(points_first), np.float32(points_second), cv2.RANSAC, 5.0)
+    _, inliers = cv2.findHomography(
+        np.array(points_first, np.float32), np.array(points_second, np.float32), cv2.RANSAC, 5.0
+    )
     return 0 if inliers is None else int(inliers.sum())
 
 
