@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,6 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import faiss
 import numpy as np
 import torch
-
-logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "gpu"]
 
