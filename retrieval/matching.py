@@ -36,7 +36,7 @@ MATMUL_PRECISIONS: tuple[str, ...] = get_args(MatmulPrecision)
 DEFAULT_BLOCK_ELEMENTS = 1 << 22
 
 # Columns per group of the two-level nearest-neighbour reduction (candidates are padded to a multiple).
-_GROUP = 32
+_GROUP = 64
 
 
 def _check_descriptor_pair(query_descriptors: np.ndarray, database_descriptors: np.ndarray) -> None:
@@ -137,21 +137,21 @@ def match_descriptors_batched(
     """Match one query against many candidate images at once: per candidate, the same pairs as
     :func:`match_descriptors` up to floating-point rounding of near-tied distances.
 
-    Candidates are grouped into blocks whose score matrix (Nq, candidates in block, padded width) has at most
-    ``block_elements`` entries (at least one candidate per block). One matrix product per block scores the
-    query against the concatenated candidate descriptors; per query row and candidate, the two nearest
-    neighbours come from a max-reduction over groups of ``_GROUP`` columns followed by a top-2 of the group
-    maxima and of the winning group, and only the rows that pass the ratio test look up mutual partners.
+    Every candidate is zero-padded to the same width (a multiple of ``_GROUP`` columns), and candidates are
+    scored in blocks of at most ``block_elements`` scores (at least one candidate per block), each one matrix
+    product into buffers reused from block to block. Per query row and candidate, the two nearest neighbours
+    come from a max-reduction over groups of ``_GROUP`` columns, a top-2 of the group maxima and a top-2 of the
+    winning group; only the rows that pass the ratio test look up their mutual partners.
 
     Args:
         query_descriptors: (Nq, D) float32, or (Nq, D) uint8 packed bits.
         candidate_descriptors: C arrays (Nc, D) of the query's kind; they may be empty.
         ratio: Lowe's ratio in (0, 1].
         mutual: also require mutual nearest neighbours.
-        precision: "float32", or "bfloat16" for the matrix product (several times faster on CPUs with AMX or
-            AVX512-BF16 and on GPUs; scores are then rounded to 8 significant bits, which changes a few
-            near-tied matches).
-        block_elements: size of one block of the score matrix, in entries.
+        precision: "float32", or "bfloat16" for the matrix product: several times faster on CPUs with AMX or
+            AVX512-BF16 and on GPUs; scores are rounded to 8 significant bits, which suits L2-normalised
+            descriptors (RootSIFT) and changes a few near-tied matches.
+        block_elements: scores per block.
         device: torch device of the computation.
 
     Returns:
@@ -165,43 +165,27 @@ def match_descriptors_batched(
     for descriptors in candidate_descriptors:
         _check_descriptor_pair(query_descriptors, descriptors)
     results = [_empty_matches() for _ in candidate_descriptors]
-    num_query = len(query_descriptors)
     nonempty = [index for index, descriptors in enumerate(candidate_descriptors) if len(descriptors)]
-    if num_query == 0 or not nonempty:
+    if len(query_descriptors) == 0 or not nonempty:
         return results
-    factor = _squared_ratio_factor(ratio, binary=query_descriptors.dtype == np.uint8)
 
+    width = _GROUP * max(2, -(-max(len(candidate_descriptors[index]) for index in nonempty) // _GROUP))
+    block_size = max(1, block_elements // (len(query_descriptors) * width))
     with torch.inference_mode():
-        query = _matching_tensor(query_descriptors, device)
-        start = 0
-        while start < len(nonempty):
-            # Grow the block while the padded score matrix stays within budget.
-            stop = start + 1
-            block_width = _padded_width(len(candidate_descriptors[nonempty[start]]))
-            while stop < len(nonempty):
-                width = max(block_width, _padded_width(len(candidate_descriptors[nonempty[stop]])))
-                if num_query * width * (stop + 1 - start) > block_elements:
-                    break
-                block_width = width
-                stop += 1
-            block = nonempty[start:stop]
-            block_matches = _match_block(
-                query,
-                [candidate_descriptors[index] for index in block],
-                block_width,
-                factor,
-                mutual,
-                precision,
-            )
+        scorer = _BlockScorer(
+            _matching_tensor(query_descriptors, device),
+            width,
+            min(block_size, len(nonempty)),
+            _squared_ratio_factor(ratio, binary=query_descriptors.dtype == np.uint8),
+            mutual,
+            precision,
+        )
+        for start in range(0, len(nonempty), block_size):
+            block = nonempty[start : start + block_size]
+            block_matches = scorer.match([candidate_descriptors[index] for index in block])
             for candidate_index, pairs in zip(block, block_matches, strict=True):
                 results[candidate_index] = pairs
-            start = stop
     return results
-
-
-def _padded_width(num_keypoints: int) -> int:
-    """Smallest multiple of ``_GROUP`` holding ``num_keypoints`` columns and at least two groups."""
-    return max(2, -(-num_keypoints // _GROUP)) * _GROUP
 
 
 def _top_two(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -210,80 +194,134 @@ def _top_two(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     ``torch.topk`` is several times slower than these three reductions on short rows.
     """
     largest, largest_index = values.max(dim=-1)
-    runner_up = values.scatter(-1, largest_index[..., None], -torch.inf).amax(dim=-1)
+    lowest = -torch.inf if values.is_floating_point() else torch.iinfo(values.dtype).min
+    runner_up = values.scatter(-1, largest_index[..., None], lowest).amax(dim=-1)
     return largest, largest_index, runner_up
 
 
-def _match_block(
-    query: torch.Tensor,
-    candidate_descriptors: Sequence[np.ndarray],
-    width: int,
-    factor: float,
-    mutual: bool,
-    precision: MatmulPrecision,
-) -> list[np.ndarray]:
-    """Match the query (Nq, D') against G candidates, each padded to ``width`` columns.
+class _BlockScorer:
+    """Scores one query against blocks of candidates, reusing its buffers from block to block (fresh
+    multi-megabyte tensors per block would spend more time in page faults than in the matrix product).
 
-    Works on scores ``u = q·c - ||c||²/2``: for a fixed query row, ``||q - c||² = ||q||² - 2u``, so the nearest
-    candidate descriptors have the largest scores. Padding columns score -inf.
+    In float32, the scores are ``u = q·c - ||c||²/2``: for a fixed query row ``||q - c||² = ||q||² - 2u``, so
+    the nearest candidate descriptors have the largest scores; padding columns (``||c||² = inf``) score -inf.
+
+    In bfloat16, descriptors get one more coordinate (1 for the query, ``(K - ||c||²)/2`` for the candidates,
+    ``K`` the block's largest ``||c||²``) so that the product itself is ``u + K/2``, which is non-negative for
+    non-negative descriptors: the bit patterns of non-negative bfloat16 values, read as int16, sort like the
+    values, and int16 reductions are several times faster than converting to float32 first. Padding columns
+    score -1, a negative int16 below every real score.
     """
-    num_candidates = len(candidate_descriptors)
-    num_query, dim = query.shape
-    num_groups = width // _GROUP
-    sizes = [len(descriptors) for descriptors in candidate_descriptors]
-    concatenated = _matching_tensor(np.concatenate(candidate_descriptors), query.device)
-    half_norms = torch.linalg.vecdot(concatenated, concatenated).div_(2)
-    if all(size == width for size in sizes):
-        flat, flat_half_norms = concatenated, half_norms
-    else:
-        slots = torch.repeat_interleave(torch.arange(num_candidates), torch.tensor(sizes))
-        offsets = torch.arange(len(concatenated)) - torch.repeat_interleave(
-            torch.tensor(np.cumsum(sizes) - sizes), torch.tensor(sizes)
-        )
-        rows = (slots * width + offsets).to(query.device)
-        flat = torch.zeros(num_candidates * width, dim, device=query.device).index_copy_(
-            0, rows, concatenated
-        )
-        flat_half_norms = torch.full((num_candidates * width,), torch.inf, device=query.device).index_copy_(
-            0, rows, half_norms
-        )
-    if precision == "bfloat16":
-        scores = torch.mm(query.bfloat16(), flat.bfloat16().T).float().sub_(flat_half_norms)
-    else:
-        scores = torch.addmm(flat_half_norms.neg()[None, :], query, flat.T)  # (Nq, G·width)
-    grouped = scores.view(num_query, num_candidates, num_groups, _GROUP)
 
-    # Two best columns per (query row, candidate): the best two group maxima, then the best two of the
-    # winning group. The runner-up is the better of the winning group's second and the second group maximum.
-    best, winning_group, second_group_best = _top_two(grouped.amax(dim=3))  # (Nq, G) each
-    winning_scores = grouped.gather(
-        2, winning_group[:, :, None, None].expand(num_query, num_candidates, 1, _GROUP)
-    ).squeeze(2)  # (Nq, G, _GROUP)
-    _, index_in_group, second_in_group = _top_two(winning_scores)
-    runner_up = torch.maximum(second_in_group, second_group_best)
+    def __init__(
+        self,
+        query: torch.Tensor,
+        width: int,
+        max_block_size: int,
+        factor: float,
+        mutual: bool,
+        precision: MatmulPrecision,
+    ):
+        num_query, dim = query.shape
+        self.query_squared_norms = torch.linalg.vecdot(query, query)[:, None]  # (Nq, 1)
+        self.width = width
+        self.factor = factor
+        self.mutual = mutual
+        self.bfloat16 = precision == "bfloat16"
+        device = query.device
+        columns = max_block_size * width
+        self.scores = torch.empty(num_query * columns, device=device)
+        self.half_squared_norms = torch.empty(columns, device=device)
+        if self.bfloat16:
+            self.matmul_query = torch.cat((query, torch.ones(num_query, 1, device=device)), dim=1).bfloat16()
+            self.candidates = torch.empty(columns, dim + 1, dtype=torch.bfloat16, device=device)
+            self.products = torch.empty(num_query * columns, dtype=torch.bfloat16, device=device)
+        else:
+            self.matmul_query = query
+            self.candidates = torch.empty(columns, dim, device=device)
+        self.half_offset = 0.0  # K / 2 of the current bfloat16 block
 
-    query_squared_norms = torch.linalg.vecdot(query, query)[:, None]  # (Nq, 1)
-    nearest = (query_squared_norms - 2 * best).clamp_min_(0.0)
-    second = (query_squared_norms - 2 * runner_up).clamp_min_(0.0)  # +inf for one-keypoint candidates
-    query_indices, slots = torch.nonzero(second > nearest * factor, as_tuple=True)
-    candidate_indices = winning_group[query_indices, slots] * _GROUP + index_in_group[query_indices, slots]
-    if mutual:
-        # For a fixed column, ||q - c||² ranks as ||q||²/2 - u: compare every query row on the matched columns.
-        columns = scores[:, slots * width + candidate_indices] - query_squared_norms / 2  # (Nq, M)
-        matched = columns[query_indices, torch.arange(len(query_indices), device=query.device)]
-        is_mutual = columns.amax(dim=0) <= matched
-        query_indices, slots, candidate_indices = (
-            query_indices[is_mutual],
-            slots[is_mutual],
-            candidate_indices[is_mutual],
+    def _score(self, candidate_descriptors: Sequence[np.ndarray]) -> torch.Tensor:
+        """(Nq, G·width) ordered scores: float32 ``u``, or int16 views of bfloat16 ``u + K/2``."""
+        num_query = len(self.query_squared_norms)
+        columns = len(candidate_descriptors) * self.width
+        half_squared_norms = self.half_squared_norms[:columns]
+        half_squared_norms.fill_(torch.inf)
+        rows_per_candidate = []
+        for slot, descriptors in enumerate(candidate_descriptors):
+            rows = _matching_tensor(descriptors, self.candidates.device)
+            start = slot * self.width
+            half_squared_norms[start : start + len(rows)] = torch.linalg.vecdot(rows, rows) / 2
+            rows_per_candidate.append((start, rows))
+        candidates = self.candidates[:columns]
+        candidates.zero_()
+        dim = len(rows_per_candidate[0][1][0])
+        for start, rows in rows_per_candidate:
+            candidates[start : start + len(rows), :dim] = rows
+
+        if not self.bfloat16:
+            scores = self.scores[: num_query * columns].view(num_query, columns)
+            return torch.addmm(half_squared_norms.neg()[None, :], self.matmul_query, candidates.T, out=scores)
+        finite = torch.isfinite(half_squared_norms)
+        self.half_offset = float(half_squared_norms[finite].max())
+        candidates[:, dim] = torch.where(finite, self.half_offset - half_squared_norms, -1.0)
+        products = self.products[: num_query * columns].view(num_query, columns)
+        torch.mm(self.matmul_query, candidates.T, out=products)
+        return products.view(torch.int16)
+
+    def _distances(self, ordered_scores: torch.Tensor) -> torch.Tensor:
+        """Squared distances (float32) of query rows to the columns behind ``ordered_scores`` (Nq, ...)."""
+        if not self.bfloat16:
+            return (self.query_squared_norms - 2 * ordered_scores).clamp_min_(0.0)
+        values = ordered_scores.view(torch.bfloat16).float() - self.half_offset
+        distances = (self.query_squared_norms - 2 * values).clamp_min_(0.0)
+        return distances.masked_fill_(ordered_scores < 0, torch.inf)  # padding
+
+    def match(self, candidate_descriptors: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """(Mc, 2) int64 (query index, candidate index) pairs for each of G non-empty candidates."""
+        num_candidates = len(candidate_descriptors)
+        num_query = len(self.query_squared_norms)
+        ordered = self._score(candidate_descriptors)
+        grouped = ordered.view(num_query, num_candidates, self.width // _GROUP, _GROUP)
+
+        # Two best columns per (query row, candidate): the best two group maxima, then the best two of the
+        # winning group. The runner-up is the better of the winning group's second and the second group maximum.
+        best, winning_group, second_group_best = _top_two(grouped.amax(dim=3))  # (Nq, G) each
+        group_rows = (
+            torch.arange(num_query * num_candidates, device=ordered.device).view(num_query, num_candidates)
+            * (self.width // _GROUP)
+            + winning_group
         )
+        winning_scores = ordered.reshape(-1, _GROUP).index_select(0, group_rows.view(-1))
+        _, index_in_group, second_in_group = _top_two(winning_scores.view(num_query, num_candidates, _GROUP))
+        runner_up = torch.maximum(second_in_group, second_group_best)
 
-    order = torch.argsort(slots * num_query + query_indices)
-    pairs = (
-        torch.stack((query_indices[order], candidate_indices[order]), dim=1).cpu().numpy().astype(np.int64)
-    )
-    counts = torch.bincount(slots, minlength=num_candidates).cpu().numpy()
-    return np.split(pairs, np.cumsum(counts)[:-1])
+        nearest = self._distances(best)
+        second = self._distances(runner_up)  # +inf for one-keypoint candidates
+        query_indices, slots = torch.nonzero(second > nearest * self.factor, as_tuple=True)
+        candidate_indices = (
+            winning_group[query_indices, slots] * _GROUP + index_in_group[query_indices, slots]
+        )
+        if self.mutual:
+            # Distances from every query row to each matched column (Nq, M), against the matched row's.
+            matched_columns = self._distances(ordered[:, slots * self.width + candidate_indices])
+            matched = matched_columns[query_indices, torch.arange(len(query_indices), device=ordered.device)]
+            is_mutual = matched_columns.amin(dim=0) >= matched
+            query_indices, slots, candidate_indices = (
+                query_indices[is_mutual],
+                slots[is_mutual],
+                candidate_indices[is_mutual],
+            )
+
+        order = torch.argsort(slots * num_query + query_indices)
+        pairs = (
+            torch.stack((query_indices[order], candidate_indices[order]), dim=1)
+            .cpu()
+            .numpy()
+            .astype(np.int64)
+        )
+        counts = torch.bincount(slots, minlength=num_candidates).cpu().numpy()
+        return np.split(pairs, np.cumsum(counts)[:-1])
 
 
 def verify_matches(
