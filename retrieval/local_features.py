@@ -167,11 +167,12 @@ class LocalFeatureExtractor:
             raise ValueError(f"expected a uint8 grayscale image (H, W), got {gray.dtype} {gray.shape}")
         height, width = gray.shape
         image_size = (width, height)
-        scale = min(1.0, self.max_side / max(height, width, 1))
+        scale = self.max_side / max(height, width, 1)
         if scale < 1.0:
-            resized_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            detection_image = cv2.resize(gray, resized_size, interpolation=cv2.INTER_AREA)
+            detection_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            detection_image = cv2.resize(gray, detection_size, interpolation=cv2.INTER_AREA)
         else:
+            detection_size = image_size
             detection_image = gray
 
         detector = _create_detector(self.method, self.max_keypoints)
@@ -179,19 +180,24 @@ class LocalFeatureExtractor:
         if cv_descriptors is None or not cv_keypoints:
             return LocalFeatures.empty(self.descriptor_dim, self.binary, image_size)
 
-        responses = np.array([keypoint.response for keypoint in cv_keypoints], dtype=np.float32)
-        strongest = np.argsort(-responses, kind="stable")[: self.max_keypoints]
-        keypoints = np.array(
+        rows = np.array(
             [
-                (keypoint.pt[0], keypoint.pt[1], keypoint.size, keypoint.angle)
-                for keypoint in (cv_keypoints[index] for index in strongest)
+                (keypoint.response, keypoint.pt[0], keypoint.pt[1], keypoint.size, keypoint.angle)
+                for keypoint in cv_keypoints
             ],
             dtype=np.float32,
-        ).reshape(-1, 4)
-        if scale < 1.0:
-            # Scale about pixel centres: resized pixel x covers original pixels [(x) / s, (x + 1) / s).
-            keypoints[:, :2] = (keypoints[:, :2] + 0.5) / scale - 0.5
-            keypoints[:, 2] /= scale
+        )
+        # Strongest first; position, size and angle break ties (SIFT repeats a point for each orientation), so
+        # the order does not depend on OpenCV's and a smaller budget is a prefix of a larger one.
+        strongest = np.lexsort((rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], -rows[:, 0]))[
+            : self.max_keypoints
+        ]
+        keypoints = np.ascontiguousarray(rows[strongest, 1:])
+        if detection_size != image_size:
+            # Pixel centres sit on integers: detection x maps to original (x + 0.5) * width / detection width - 0.5.
+            axis_scales = np.array(image_size, np.float32) / np.array(detection_size, np.float32)
+            keypoints[:, :2] = (keypoints[:, :2] + 0.5) * axis_scales - 0.5
+            keypoints[:, 2] *= axis_scales.max()
 
         descriptors = cv_descriptors[strongest]
         if self.method == "rootsift":
