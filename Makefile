@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(DEMO)/.complete
 
 $(DEMO)/.complete: $(STAMP) datamodules/demo.py
-	$(PY) -m datamodules.demo --root $(DEMO)
+	$(PY) -m datamodules.demo --root $(DEMO) --force
 
 train: demo
 	$(PY) train.py $(ARGS)

@@ -17,6 +17,7 @@ import csv
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,7 @@ BENCHMARK_LOADERS: dict[str, Callable[[Path], RetrievalBenchmark]] = {
     **{name: _revisited_loader(name, with_r1m=False) for name in REVISITED_NAMES},
     **{f"{name}+1m": _revisited_loader(name, with_r1m=True) for name in ("roxford5k", "rparis6k")},
     "gldv2": lambda root: load_gldv2_retrieval(root / "gldv2"),
+    "gldv2_retrieval": load_gldv2_retrieval,
     "realphotos": lambda root: load_realphotos(root / "realphotos"),
     "folder": load_folder,
 }
@@ -349,8 +351,25 @@ def load_benchmark(name: str, root: str | Path) -> RetrievalBenchmark:
 
     ``root`` is the folder the downloader fills: ``<root>/roxford5k``, ``<root>/rparis6k``, ``<root>/rdemo``,
     ``<root>/revisitop1m`` (for "roxford5k+1m" / "rparis6k+1m"), ``<root>/gldv2``, ``<root>/realphotos``.
-    For "folder", ``root`` is the landmark folder itself.
+    For "folder" and "gldv2_retrieval" (any GLDv2-format folder, e.g. the demo), ``root`` is that folder itself.
     """
     if name not in BENCHMARK_LOADERS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARK_LOADERS)}")
     return BENCHMARK_LOADERS[name](Path(root))
+
+
+@dataclass(frozen=True)
+class BenchmarkSource:
+    """Where a benchmark lies, as a config names it: ``kind`` is a :data:`BENCHMARK_LOADERS` name, ``root`` its
+    data folder; ``max_queries`` keeps a fixed, evenly spaced subset of the queries (quick validation runs)."""
+
+    kind: str
+    root: str
+    max_queries: int | None = None
+
+    def load(self) -> RetrievalBenchmark:
+        benchmark = load_benchmark(self.kind, self.root)
+        if self.max_queries is not None and self.max_queries < benchmark.num_queries:
+            chosen = np.linspace(0, benchmark.num_queries - 1, self.max_queries).round().astype(np.int64)
+            benchmark = benchmark.select_queries(np.unique(chosen))
+        return benchmark

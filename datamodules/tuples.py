@@ -8,6 +8,7 @@ negatives — one per other landmark (cirtorch's scheme). The datasets never hol
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,7 @@ class TupleDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate_skipping_failures,
             drop_last=False,
+            pin_memory=torch.cuda.is_available(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -206,6 +208,7 @@ class TupleDataModule(pl.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             collate_fn=collate_skipping_failures,
+            pin_memory=torch.cuda.is_available(),
         )
 
     # ------------------------------------------------------------------------------------------------ mining
@@ -311,10 +314,13 @@ class TupleDataModule(pl.LightningDataModule):
         shard_embeddings: torch.Tensor | None = None
         shard_readable = torch.zeros(len(shard), dtype=torch.bool, device=module.device)
         loader = self._eval_loader([self.train_images.paths[i] for i in shard])
+        # The trainer's precision (e.g. bf16 autocast) applies here too, outside Lightning's step hooks.
+        precision_context = trainer.precision_plugin.forward_context if trainer else contextlib.nullcontext
         for batch in tqdm(loader, desc="mining: embedding", disable=rank != 0, leave=False):
             if "image" not in batch:
                 continue
-            output = module(batch["image"].to(module.device)).float()
+            with precision_context():
+                output = module(batch["image"].to(module.device, non_blocking=True)).float()
             if shard_embeddings is None:
                 shard_embeddings = torch.zeros(len(shard), output.shape[1], device=module.device)
             shard_embeddings[batch["index"].to(module.device)] = output

@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
-from datamodules.benchmarks import load_benchmark
+from datamodules.benchmarks import BenchmarkSource
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark, verdicts
 from retrieval.extract import ExtractionSettings
 from retrieval.visualize import render_ranking_grid, stack_rows
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BenchmarkSource:
-    """Where a benchmark lies: ``kind`` is a name known to ``datamodules.benchmarks.load_benchmark``
-    (roxford5k, rparis6k, rdemo, gldv2, realphotos, folder, ...), ``root`` its data folder; ``max_queries``
-    evaluates a fixed, evenly spaced subset of the queries (quick validation; ``None``: all)."""
-
-    kind: str
-    root: str
-    max_queries: int | None = None
-
-    def load(self) -> RetrievalBenchmark:
-        benchmark = load_benchmark(self.kind, self.root)
-        if self.max_queries is not None and self.max_queries < benchmark.num_queries:
-            chosen = np.linspace(0, benchmark.num_queries - 1, self.max_queries).round().astype(np.int64)
-            benchmark = benchmark.select_queries(np.unique(chosen))
-        return benchmark
 
 
 class RetrievalEvaluation(pl.Callback):

@@ -1,0 +1,79 @@
+"""Real Trainer runs of train.py on a tiny demo dataset, through Hydra's compose API and its command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import train
+from tests.conftest import REPO_ROOT
+
+
+def compose_train(demo_root, output_dir, *overrides):
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"data.root={demo_root}",
+                f"benchmarks.rdemo.root={demo_root}/revisited",
+                f"benchmarks.demo_gldv2.root={demo_root}",
+                f"paths.output_dir={output_dir}",
+                "data.num_workers=0",
+                "data.image_size=64",
+                "data.tuples_per_epoch=4",
+                "data.batch_size=2",
+                "mining.num_negatives=2",
+                "callbacks.retrieval_evaluation.max_side=96",
+                "callbacks.retrieval_evaluation.num_workers=0",
+                *overrides,
+            ],
+        )
+
+
+def test_fast_dev_run_trains_validates_and_writes_results(tiny_demo, tmp_path):
+    cfg = compose_train(tiny_demo, tmp_path, "trainer.fast_dev_run=true", "logger=csv")
+    results = train.train(cfg)
+    assert set(results) >= {"before", "after"}
+    assert 0 < results["after"]["val/mAP"] <= 1
+    assert "val/rdemo/medium/mAP" in results["after"] and "val/demo_gldv2/mAP@100" in results["after"]
+    assert json.loads((tmp_path / "results.json").read_text())["after"] == results["after"]
+
+
+def test_offline_hub_weights_fall_back_only_for_fast_dev_run(tiny_demo, tmp_path, monkeypatch):
+    from retrieval import network
+
+    monkeypatch.setattr(network, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
+    cfg = compose_train(tiny_demo, tmp_path, "model=resnet50", "model.net.backbone=resnet18", "trainer.fast_dev_run=true", "logger=none")
+    assert train.build_model(cfg).net.config["backbone"] == "resnet18"
+    cfg = compose_train(tiny_demo, tmp_path, "model=resnet50", "model.net.backbone=resnet18", "logger=none")
+    with pytest.raises(Exception, match="offline"):
+        train.build_model(cfg)
+
+
+def test_resume_continues_from_a_checkpoint(tiny_demo, tmp_path):
+    overrides = ("logger=csv", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1")
+    first = compose_train(tiny_demo, tmp_path / "first", "trainer.max_epochs=1", *overrides)
+    train.train(first)
+    checkpoint_path = tmp_path / "first/checkpoints/last.ckpt"
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 0 and checkpoint["net_config"]["backbone"] == "tf_efficientnet_lite0"
+    second = compose_train(tiny_demo, tmp_path / "second", "trainer.max_epochs=2", f"ckpt_path={checkpoint_path}", *overrides)
+    train.train(second)
+    resumed = torch.load(tmp_path / "second/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_multirun_from_the_command_line(tiny_demo, tmp_path):
+    command = [
+        sys.executable, "train.py", "-m", "loss.margin=0.5,0.7", "trainer.fast_dev_run=true", "logger=csv",
+        f"data.root={tiny_demo}", f"benchmarks.rdemo.root={tiny_demo}/revisited", f"benchmarks.demo_gldv2.root={tiny_demo}",
+        "data.num_workers=0", "data.image_size=64", "mining.num_negatives=2", "callbacks.retrieval_evaluation.max_side=96",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
+    assert sorted(path.parent.name for path in tmp_path.glob("*/results.json")) == ["0", "1"]
