@@ -7,7 +7,6 @@ Writes ``results.json`` and ``results.md`` into the run folder and prints the ta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,27 +24,19 @@ from omegaconf import DictConfig, OmegaConf
 from datamodules.gldv2 import load_gldv2_train
 from retrieval.evaluation import evaluate_benchmark
 from retrieval.extract import ExtractionSettings, extract_cached
-from retrieval.network import GlobalDescriptorNet
+from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
 from retrieval.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 
 log = logging.getLogger("evaluate")
 
 
 def load_network(cfg: DictConfig) -> tuple[GlobalDescriptorNet, str]:
-    """The network and an id naming its weights (for descriptor caches and index metadata)."""
+    """The network of ``ckpt_path``, or the pretrained ``net`` config, and the id naming its weights."""
     if cfg.ckpt_path:
-        path = Path(cfg.ckpt_path)
-        net = GlobalDescriptorNet.from_checkpoint(path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return net, f"checkpoint:{path.name}:{digest}"
+        net = GlobalDescriptorNet.from_checkpoint(cfg.ckpt_path)
+        return net, descriptor_id(net, cfg.ckpt_path)
     net = instantiate(cfg.net)
-    return net, "pretrained:" + json.dumps(net.config, sort_keys=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return net, descriptor_id(net)
 
 
 def learn_whitening(
@@ -103,7 +94,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     net, descriptor_id = load_network(cfg)
     net.to(device)
-    settings: ExtractionSettings = instantiate(cfg.extraction, scales=tuple(cfg.extraction.scales))
+    settings: ExtractionSettings = instantiate(cfg.extraction)
     post = instantiate(cfg.post)
     whitening = learn_whitening(cfg, net, descriptor_id, settings, device)
     output_dir = Path(cfg.paths.output_dir)

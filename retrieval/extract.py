@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -48,6 +49,9 @@ class ExtractionSettings:
     num_workers: int = 2
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "scales", tuple(float(scale) for scale in self.scales)
+        )  # lists from configs too
         if self.max_side < 16:
             raise ValueError(f"max_side must be at least 16, got {self.max_side}")
         if not self.scales or any(scale <= 0 for scale in self.scales):
@@ -175,6 +179,25 @@ def extract_descriptors(
     if not readable.all():
         log.warning("extraction: %d of %d images unreadable and skipped", int((~readable).sum()), len(paths))
     return descriptors, readable
+
+
+def describe_images(
+    net: GlobalDescriptorNet,
+    images: Sequence[Image.Image],
+    settings: ExtractionSettings,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Descriptors (N, D) float32 of images already in memory (e.g. an upload), each resized to ``max_side``."""
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    rows = []
+    for image in images:
+        array = np.asarray(resize_max_side(image.convert("RGB"), settings.max_side), dtype=np.uint8)
+        pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).to(device)
+        rows.append(_describe(net, pixels, settings.scales, multiscale_power(net)).cpu().numpy())
+    net.train(was_training)
+    return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
 
 
 def cache_key(

@@ -7,6 +7,8 @@ remembers its constructor arguments (``config``), which are saved beside the wei
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -116,6 +118,26 @@ class GlobalDescriptorNet(nn.Module):
     def save(self, path: str | Path) -> None:
         """Save config and weights to one file readable with ``weights_only=True``."""
         torch.save({"net_config": self.config, "net_state_dict": self.state_dict()}, path)
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` is the GPU when there is one, else the CPU; anything else is taken as a torch device name."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def descriptor_id(net: GlobalDescriptorNet, checkpoint_path: str | Path | None = None) -> str:
+    """A string naming the weights behind descriptors: the checkpoint's name and content hash, or the
+    pretrained network's configuration. Indexes and descriptor caches are keyed by it."""
+    if checkpoint_path is not None:
+        path = Path(checkpoint_path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return f"checkpoint:{path.name}:{digest.hexdigest()[:16]}"
+    return "pretrained:" + json.dumps(net.config, sort_keys=True)
 
 
 def create_backbone(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from retrieval.images import ImageLoadError, load_rgb
@@ -71,3 +72,35 @@ def stack_rows(rows: Sequence[Image.Image]) -> Image.Image:
         grid.paste(row, (0, top))
         top += row.height
     return grid
+
+
+def draw_matches(
+    query: Image.Image,
+    database: Image.Image,
+    query_points: np.ndarray,
+    database_points: np.ndarray,
+    inliers: np.ndarray,
+    height: int = 360,
+    show_outliers: bool = False,
+) -> Image.Image:
+    """Both images side by side at ``height`` pixels, matched points joined: inliers green (outliers red, if
+    asked). Points are (M, 2) x, y in each image's own pixels; ``inliers`` (M,) bool."""
+    if not (len(query_points) == len(database_points) == len(inliers)):
+        raise ValueError("query_points, database_points and inliers must have the same length")
+    scales = [height / query.height, height / database.height]
+    left = query.convert("RGB").resize((max(1, round(query.width * scales[0])), height))
+    right = database.convert("RGB").resize((max(1, round(database.width * scales[1])), height))
+    canvas = Image.new("RGB", (left.width + right.width, height), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for (qx, qy), (dx, dy), inlier in zip(query_points, database_points, inliers, strict=True):
+        if not inlier and not show_outliers:
+            continue
+        color = (40, 220, 80) if inlier else (230, 60, 60)
+        start = (float(qx) * scales[0], float(qy) * scales[0])
+        end = (left.width + float(dx) * scales[1], float(dy) * scales[1])
+        draw.line([start, end], fill=color, width=1)
+        for x, y in (start, end):
+            draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=color)
+    return canvas

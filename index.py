@@ -1,0 +1,53 @@
+"""Index a collection of images for search:  python index.py images_dir=<folder> [ckpt_path=<checkpoint>]
+
+Extracts global descriptors into a faiss index and local features into a store, once; ``search.py`` and
+``serve.py`` read the resulting collection folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from retrieval.extract import ExtractionSettings
+from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
+from retrieval.search_engine import build_collection, list_images
+
+log = logging.getLogger("index")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="index")
+def main(cfg: DictConfig) -> None:
+    if cfg.ckpt_path:
+        net = GlobalDescriptorNet.from_checkpoint(cfg.ckpt_path)
+        weights_id = descriptor_id(net, cfg.ckpt_path)
+    else:
+        net = instantiate(cfg.net)
+        weights_id = descriptor_id(net)
+    settings: ExtractionSettings = instantiate(cfg.extraction)
+    local_extractor = instantiate(cfg.local_features) if cfg.local_features else None
+    summary = build_collection(
+        cfg.collection_dir,
+        list_images(cfg.images_dir),
+        net,
+        f"{weights_id}|max_side={settings.max_side}|scales={list(settings.scales)}",
+        settings,
+        instantiate(cfg.global_index),
+        local_extractor,
+        device=resolve_device(cfg.device),
+        num_workers=cfg.num_workers,
+    )
+    print(
+        f"indexed {summary['num_images']} images into {cfg.collection_dir} ({len(summary['skipped'])} unreadable skipped)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""A searchable collection: global descriptors in a faiss index, local features in a store, the network that
+made them — all in one self-contained folder, written by :func:`build_collection` (``index.py``) and queried by
+:class:`SearchEngine` (``search.py``, ``serve.py``).
+
+Layout of a collection folder::
+
+    collection.json   image ids and paths, extraction settings, local-feature settings, descriptor id
+    net.pt            the global network (config + weights, readable with weights_only=True)
+    global/           the faiss index (retrieval.index.DescriptorIndex)
+    local/            the local-feature store (retrieval.feature_store), when local features were asked for
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from retrieval.extract import ExtractionSettings, describe_images, extract_descriptors
+from retrieval.feature_store import FeatureStore, build_feature_store
+from retrieval.images import load_rgb
+from retrieval.index import DescriptorIndex
+from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
+from retrieval.network import GlobalDescriptorNet
+from retrieval.rerank import PairCorrespondences, RerankConfig, pair_correspondences, rerank
+
+log = logging.getLogger(__name__)
+
+COLLECTION_FILE = "collection.json"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder: str | Path) -> dict[str, Path]:
+    """Every image below ``folder`` (recursively), keyed by its path relative to the folder without suffix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"image folder not found: {folder}")
+    images = {
+        path.relative_to(folder).with_suffix("").as_posix(): path
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    }
+    if not images:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) below {folder}")
+    return images
+
+
+def build_collection(
+    output_dir: str | Path,
+    images: Mapping[str, Path],
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    make_index: Callable[..., DescriptorIndex],
+    local_extractor: LocalFeatureExtractor | None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Extract, index and store a collection; unreadable images are skipped, counted and listed.
+
+    Args:
+        output_dir: the collection folder (created).
+        images: image id → path.
+        net: the global network; saved into the folder.
+        descriptor_id: names the weights and settings (checked when the index is loaded).
+        settings: global extraction settings (queries use the same).
+        make_index: ``make_index(dim=..., descriptor_id=...) → empty DescriptorIndex`` (flat, IVF-PQ, HNSW).
+        local_extractor: local features to store for re-ranking, or ``None``.
+        num_workers: processes for local-feature extraction.
+
+    Returns:
+        the collection summary written to ``collection.json``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ids = list(images)
+    paths = [images[image_id] for image_id in ids]
+    descriptors, readable = extract_descriptors(
+        net, paths, settings, device=device, description="global descriptors"
+    )
+    kept = np.flatnonzero(readable)
+    skipped = [ids[i] for i in np.flatnonzero(~readable)]
+    index = make_index(dim=net.output_dim, descriptor_id=descriptor_id)
+    index.add(descriptors[kept], [ids[i] for i in kept])
+    index.save(output_dir / "global")
+    net.save(output_dir / "net.pt")
+    if local_extractor is not None:
+        build_feature_store(
+            output_dir / "local", {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
+        )
+    summary = {
+        "descriptor_id": descriptor_id,
+        "num_images": len(kept),
+        "skipped": skipped,
+        "images": {ids[i]: str(Path(paths[i]).resolve()) for i in kept},
+        "extraction": asdict(settings),
+        "local_features": None
+        if local_extractor is None
+        else {
+            "method": local_extractor.method,
+            "max_keypoints": local_extractor.max_keypoints,
+            "max_side": local_extractor.max_side,
+        },
+    }
+    (output_dir / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
+    log.info("collection %s: %d images indexed, %d unreadable skipped", output_dir, len(kept), len(skipped))
+    return summary
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: ``score`` is the final (possibly fused) score; ``inliers`` 0 without re-ranking."""
+
+    image_id: str
+    path: str
+    score: float
+    global_score: float
+    inliers: int
+
+
+class SearchEngine:
+    """Loads a collection once; :meth:`search` is safe to call from several threads."""
+
+    def __init__(self, collection_dir: str | Path, device: str | torch.device = "cpu") -> None:
+        self.root = Path(collection_dir)
+        manifest_path = self.root / COLLECTION_FILE
+        if not manifest_path.is_file():
+            raise ValueError(
+                f"{self.root} is not a collection folder (no {COLLECTION_FILE}); build it with index.py"
+            )
+        self.manifest = json.loads(manifest_path.read_text())
+        self.device = torch.device(device)
+        self.net = GlobalDescriptorNet.from_checkpoint(self.root / "net.pt").to(self.device).eval()
+        self.index = DescriptorIndex.load(
+            self.root / "global",
+            expected_dim=self.net.output_dim,
+            expected_descriptor_id=self.manifest["descriptor_id"],
+        )
+        extraction = dict(self.manifest["extraction"])
+        extraction["scales"] = tuple(extraction["scales"])
+        self.settings = ExtractionSettings(**extraction)
+        local = self.manifest["local_features"]
+        self.local_extractor = LocalFeatureExtractor(**local) if local else None
+        self.store = (
+            FeatureStore(self.root / "local", expected=self.local_extractor) if self.local_extractor else None
+        )
+        self.paths: dict[str, str] = self.manifest["images"]
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def query_features(self, image: Image.Image) -> LocalFeatures:
+        """Local features of a query image, with the collection's settings."""
+        if self.local_extractor is None:
+            raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
+        return self.local_extractor(np.asarray(image.convert("L")))
+
+    def search(
+        self,
+        query: Image.Image | str | Path,
+        top_k: int = 10,
+        rerank_config: RerankConfig | None = None,
+        shortlist: int = 100,
+    ) -> list[SearchHit]:
+        """The ``top_k`` nearest collection images to ``query``; with ``rerank_config``, the global ``shortlist``
+        is re-ranked with local features first."""
+        if top_k < 1 or shortlist < 1:
+            raise ValueError("top_k and shortlist must be positive")
+        image = load_rgb(query) if isinstance(query, str | Path) else query.convert("RGB")
+        with self._lock:  # one forward pass at a time: the network is shared
+            descriptor = describe_images(self.net, [image], self.settings, self.device)
+        depth = min(max(top_k, shortlist if rerank_config is not None else top_k), len(self.index))
+        result = self.index.search(descriptor, depth)
+        valid = result.indices[0] >= 0
+        candidate_ids = [image_id for image_id in result.ids[0]]
+        global_scores = result.scores[0][valid].astype(np.float64)
+        if rerank_config is None or self.store is None:
+            if rerank_config is not None:
+                raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
+            order = np.arange(len(candidate_ids))
+            scores, inliers = global_scores, np.zeros(len(candidate_ids), dtype=np.int64)
+        else:
+            reranked = rerank(
+                self.query_features(image),
+                candidate_ids,
+                global_scores,
+                self.store,
+                rerank_config,
+                top_k=depth,
+            )
+            order, scores, inliers = reranked.order, reranked.scores, reranked.num_inliers
+        return [
+            SearchHit(
+                image_id=candidate_ids[i],
+                path=self.paths[candidate_ids[i]],
+                score=float(scores[i]),
+                global_score=float(global_scores[i]),
+                inliers=int(inliers[i]),
+            )
+            for i in order[:top_k]
+        ]
+
+    def correspondences(self, query: Image.Image, image_id: str) -> PairCorrespondences:
+        """Tentative and verified matches between a query and one collection image (for drawing)."""
+        if self.store is None or self.local_extractor is None:
+            raise ValueError(f"{self.root} was built without local features")
+        if image_id not in self.store:
+            raise ValueError(f"unknown image id {image_id!r}")
+        return pair_correspondences(
+            self.query_features(query), self.store.get(image_id), detection_side=self.local_extractor.max_side
+        )

@@ -1,0 +1,77 @@
+"""Search a collection:  python search.py query=<image or folder> [rerank=inliers|fusion|delg|none]
+
+Writes, into the run folder, ``results.json`` (the top 10 of every query with global and final scores and
+inliers) and one PNG per query: the query and its top 10, plus the verified matches with each result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from retrieval.images import load_rgb
+from retrieval.search_engine import SearchEngine, list_images
+from retrieval.visualize import draw_matches, render_ranking_grid, stack_rows
+
+log = logging.getLogger("search")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+def main(cfg: DictConfig) -> None:
+    device = (
+        "cuda"
+        if cfg.device == "auto" and __import__("torch").cuda.is_available()
+        else "cpu"
+        if cfg.device == "auto"
+        else cfg.device
+    )
+    engine = SearchEngine(cfg.collection_dir, device=device)
+    rerank_config = instantiate(cfg.rerank) if cfg.get("rerank") else None
+    query_path = Path(cfg.query)
+    queries = list_images(query_path) if query_path.is_dir() else {query_path.stem: query_path}
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name, path in queries.items():
+        image = load_rgb(path)
+        hits = engine.search(image, top_k=cfg.top_k, rerank_config=rerank_config, shortlist=cfg.shortlist)
+        results[name] = {"query": str(path), "results": [asdict(hit) for hit in hits]}
+        picture = render_ranking_grid(
+            path, [Path(hit.path) for hit in hits], scores=[hit.score for hit in hits]
+        )
+        rows = [picture]
+        if cfg.draw_matches and rerank_config is not None:
+            for hit in hits:
+                matches = engine.correspondences(image, hit.image_id)
+                rows.append(
+                    draw_matches(
+                        image,
+                        load_rgb(hit.path),
+                        matches.query_points,
+                        matches.database_points,
+                        matches.inliers,
+                        height=200,
+                    )
+                )
+        safe_name = name.replace("/", "_")
+        stack_rows(rows).save(output_dir / f"{safe_name}.png")
+        print(f"{path}:")
+        for rank, hit in enumerate(hits, start=1):
+            print(
+                f"  {rank:2d}. {hit.image_id}  score {hit.score:.4f}  global {hit.global_score:.4f}  inliers {hit.inliers}"
+            )
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    log.info("results and pictures written to %s", output_dir)
+
+
+if __name__ == "__main__":
+    main()
