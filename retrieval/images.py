@@ -68,7 +68,13 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         raise
     except FileNotFoundError as error:
         raise ImageLoadError(f"{path}: file not found") from error
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
         raise ImageLoadError(f"{path}: cannot decode image ({error})") from error
     if max_side is not None and max(rgb.size) > max_side:
         rgb = resize_max_side(rgb, max_side)
