@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor
 
 from retrieval.network import WeightsError
 
@@ -45,6 +46,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build_model(cfg)
     callbacks = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
     loggers = [instantiate(logger) for logger in cfg.get("logger", {}).values()]
+    if not loggers:  # logger=none: the learning-rate monitor has nowhere to write
+        callbacks = [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

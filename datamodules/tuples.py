@@ -20,14 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from datamodules.gldv2 import LandmarkImages, load_gldv2_train, split_by_landmark
-from datamodules.images import (
-    ImageListDataset,
-    Transform,
-    build_eval_transform,
-    build_train_transform,
-    collate_skipping_failures,
-)
+from datamodules.images import Transform, build_train_transform, collate_skipping_failures
+from datamodules.landmarks import IdFilter, LandmarkDataModule
 from retrieval.images import ImageLoadError, load_rgb
 from retrieval.mining import mine_hard_negatives, mine_random_negatives, tuple_statistics
 
@@ -81,23 +75,16 @@ class TupleDataset(Dataset):
         return {"images": torch.stack(images)}
 
 
-class TupleDataModule(pl.LightningDataModule):
+class TupleDataModule(LandmarkDataModule):
     """GLDv2-format landmark data → mined training tuples and a validation set of held-out landmarks.
 
     Args:
-        root: GLDv2-format folder (``train.csv``, ``train_clean.csv``, ``train/a/b/c/…jpg``).
+        root, clean, min_images_per_landmark, max_images_per_landmark, val_fraction, image_size,
+        extraction_batch_size, num_workers, filters, seed: see :class:`LandmarkDataModule`.
         mining: the negative-mining scheme.
-        clean: train on ``train_clean.csv`` only.
-        min_images_per_landmark / max_images_per_landmark: landmark size limits.
-        val_fraction: share of landmarks held out for validation (split by landmark, never by image).
         tuples_per_epoch: queries (hence tuples) per epoch (cirtorch: 2000).
-        image_size: training resolution (square side; cirtorch trains at max side 362).
         batch_size: tuples per training batch.
-        extraction_batch_size: images per batch when embedding for mining and validation.
-        num_workers: data-loading processes.
         min_crop_scale / color_jitter / horizontal_flip: training augmentation.
-        exclude_ids_file: text file of image ids to drop (one per line), e.g. from the dataset analysis.
-        seed: sampling seed (combined with the epoch number).
     """
 
     def __init__(
@@ -116,63 +103,40 @@ class TupleDataModule(pl.LightningDataModule):
         min_crop_scale: float = 0.5,
         color_jitter: float = 0.2,
         horizontal_flip: bool = False,
-        exclude_ids_file: str | None = None,
+        filters: IdFilter | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        if tuples_per_epoch < 1 or batch_size < 1 or extraction_batch_size < 1:
-            raise ValueError("tuples_per_epoch, batch_size and extraction_batch_size must be positive")
-        self.root = Path(root)
+        super().__init__(
+            root=root,
+            clean=clean,
+            min_images_per_landmark=max(2, min_images_per_landmark),
+            max_images_per_landmark=max_images_per_landmark,
+            val_fraction=val_fraction,
+            image_size=image_size,
+            extraction_batch_size=extraction_batch_size,
+            num_workers=num_workers,
+            filters=filters,
+            seed=seed,
+        )
+        if tuples_per_epoch < 1 or batch_size < 1:
+            raise ValueError("tuples_per_epoch and batch_size must be positive")
         self.mining = mining
-        self.clean = clean
-        self.min_images_per_landmark = max(2, min_images_per_landmark)
-        self.max_images_per_landmark = max_images_per_landmark
-        self.val_fraction = val_fraction
         self.tuples_per_epoch = tuples_per_epoch
-        self.image_size = image_size
         self.batch_size = batch_size
-        self.extraction_batch_size = extraction_batch_size
-        self.num_workers = num_workers
         self.train_transform = build_train_transform(
             image_size, min_crop_scale, color_jitter, horizontal_flip
         )
-        self.eval_transform = build_eval_transform(image_size)
-        self.exclude_ids_file = exclude_ids_file
-        self.seed = seed
-        self.train_images: LandmarkImages | None = None
-        self.val_images: LandmarkImages | None = None
         self.unreadable: set[int] = set()  # train image indices found unreadable while mining
-        self.skipped_tuples = 0
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_images is not None:
-            return
-        exclude: frozenset[str] = frozenset()
-        if self.exclude_ids_file is not None:
-            exclude = frozenset(Path(self.exclude_ids_file).read_text().split())
-        images, _ = load_gldv2_train(
-            self.root,
-            clean=self.clean,
-            min_images_per_landmark=self.min_images_per_landmark,
-            max_images_per_landmark=self.max_images_per_landmark,
-            exclude_ids=exclude,
-            seed=self.seed,
-        )
-        self.train_images, self.val_images = split_by_landmark(images, self.val_fraction, seed=self.seed)
+        super().setup(stage)
+        assert self.train_images is not None
         if self.train_images.num_landmarks <= self.mining.num_negatives:
             raise ValueError(
                 f"{self.train_images.num_landmarks} training landmarks cannot give {self.mining.num_negatives} "
                 "negatives of distinct other landmarks per tuple"
             )
-        log.info(
-            "training on %d images of %d landmarks; validating on %d images of %d held-out landmarks",
-            len(self.train_images),
-            self.train_images.num_landmarks,
-            len(self.val_images),
-            self.val_images.num_landmarks,
-        )
 
-    # ----------------------------------------------------------------------------------------------- loaders
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         if trainer is None or trainer.lightning_module is None:
@@ -193,21 +157,6 @@ class TupleDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate_skipping_failures,
             drop_last=False,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_images is not None, "call setup() first"
-        return self._eval_loader(self.val_images.paths, self.val_images.labels.tolist())
-
-    def _eval_loader(self, paths: list[Path], labels: list[int] | None = None) -> DataLoader:
-        dataset = ImageListDataset(paths, self.eval_transform, labels=labels, max_side=2 * self.image_size)
-        return DataLoader(
-            dataset,
-            batch_size=self.extraction_batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            collate_fn=collate_skipping_failures,
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
-from retrieval.metrics import evaluate_plain_ranking
+from lightning_modules.base import DescriptorModule, OptimizerFactory, SchedulerFactory
 from retrieval.network import GlobalDescriptorNet
 
-# Frozen BatchNorm layers are in eval mode on purpose; Lightning's start-of-fit notice about them is noise.
-warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
-OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler]
-
-
-class SiameseRetrievalModule(pl.LightningModule):
-    """Trains ``net`` on tuples (query, positive, K negatives) with a tuple loss; validates by leave-one-out
-    retrieval on held-out landmarks (``val/mAP``, ``val/mP@10``, ...).
+class SiameseRetrievalModule(DescriptorModule):
+    """Trains ``net`` on tuples (query, positive, K negatives) with a tuple loss.
 
     Args:
-        net: the descriptor network (backbone → pooling → whitening → L2N).
+        net: the descriptor network.
         loss: a tuple loss, ``loss(query (B, D), positive (B, D), negatives (B, K, D))``.
-        optimizer: a partial optimizer taking parameter groups (Hydra ``_partial_``).
-        scheduler: a partial scheduler taking the optimizer, stepped every epoch, or ``None``.
-        freeze_batchnorm: keep BatchNorm running statistics fixed during training (cirtorch).
-        gem_lr_multiplier: learning-rate factor of the GeM exponent, which also gets no weight decay.
+        optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier: see :class:`DescriptorModule`.
     """
 
     def __init__(
@@ -45,13 +29,8 @@ class SiameseRetrievalModule(pl.LightningModule):
         freeze_batchnorm: bool = True,
         gem_lr_multiplier: float = 10.0,
     ) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier)
         self.loss = loss
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.freeze_batchnorm = freeze_batchnorm
-        self.gem_lr_multiplier = gem_lr_multiplier
         self.save_hyperparameters(
             {
                 "net": net.config,
@@ -60,32 +39,9 @@ class SiameseRetrievalModule(pl.LightningModule):
                 "gem_lr_multiplier": gem_lr_multiplier,
             }
         )
-        self._val_embeddings: list[torch.Tensor] = []
-        self._val_labels: list[torch.Tensor] = []
-        self._skipped_tuples = 0
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (B, 3, H, W) → L2-normalised descriptors (B, D)."""
-        pixels = self.net.normalize(images)
-        if pixels.is_cuda:
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-        return self.net(pixels)
-
-    def on_fit_start(self) -> None:
-        if self.device.type == "cuda":  # channels_last convolutions are markedly faster on tensor cores
-            self.net.to(memory_format=torch.channels_last)
-
-    def train(self, mode: bool = True) -> SiameseRetrievalModule:
-        super().train(mode)
-        if mode and self.freeze_batchnorm:
-            for module in self.net.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
-        return self
-
-    # ---------------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        self._skipped_tuples += batch["num_skipped"]
+        self._skipped += batch["num_skipped"]
         if "images" not in batch:  # every tuple of the batch was unreadable
             return None
         images = batch["images"]  # (B, 2 + K, 3, S, S)
@@ -94,70 +50,3 @@ class SiameseRetrievalModule(pl.LightningModule):
         loss = self.loss(descriptors[:, 0], descriptors[:, 1], descriptors[:, 2:])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.log("train/skipped_tuples", float(self._skipped_tuples))
-        if isinstance(self.net.pool, nn.Module) and hasattr(self.net.pool, "p"):
-            self.log("train/gem_p", float(self.net.pool.p.detach().mean()))
-
-    # -------------------------------------------------------------------------------------------- validation
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        if "image" not in batch:
-            return
-        self._val_embeddings.append(self(batch["image"]).float())
-        self._val_labels.append(batch["label"])
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val_embeddings:
-            return
-        embeddings = torch.cat(self._val_embeddings)
-        labels = torch.cat(self._val_labels)
-        self._val_embeddings.clear()
-        self._val_labels.clear()
-        if self.trainer.world_size > 1:
-            embeddings = self.all_gather(embeddings).flatten(0, 1)
-            labels = self.all_gather(labels).flatten(0, 1)
-        scores = leave_one_out_scores(embeddings, labels)
-        self.log_dict({f"val/{name}": value for name, value in scores.items()}, prog_bar=True)
-
-    # ------------------------------------------------------------------------------------------- optimisers
-    def configure_optimizers(self) -> Any:
-        gem_parameters = [
-            p for name, p in self.net.named_parameters() if name.startswith("pool.") and p.requires_grad
-        ]
-        gem_ids = {id(p) for p in gem_parameters}
-        other_parameters = [p for p in self.net.parameters() if p.requires_grad and id(p) not in gem_ids]
-        groups: list[dict[str, Any]] = [{"params": other_parameters}]
-        if gem_parameters:
-            groups.append({"params": gem_parameters, "weight_decay": 0.0})
-        optimizer = self.optimizer_factory(groups)
-        if gem_parameters:
-            optimizer.param_groups[1]["lr"] *= self.gem_lr_multiplier
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["net_config"] = self.net.config
-
-
-def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Each image queries all others: positives share its label, the image itself is ignored.
-
-    Args:
-        embeddings: (N, D) L2-normalised.
-        labels: (N,) landmark ids.
-
-    Returns:
-        the plain protocol's metrics (``mAP``, ``mP@k``, ``recall@k``) as fractions.
-    """
-    ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
-    label_array = labels.cpu().numpy()
-    everyone = np.arange(len(label_array))
-    positives = [
-        np.flatnonzero((label_array == label) & (everyone != query))
-        for query, label in enumerate(label_array)
-    ]
-    junk = [np.array([query]) for query in everyone]
-    return evaluate_plain_ranking(ranking, positives, junk)

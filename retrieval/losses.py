@@ -1,10 +1,14 @@
-"""Metric-learning losses over training tuples (query, positive, negatives).
+"""Metric-learning losses: tuple losses over (query, positive, negatives) and classification losses over
+landmark classes.
 
-Every loss takes L2-normalised descriptors ``query (B, D)``, ``positive (B, D)`` and ``negatives (B, K, D)``
-and returns the mean over the B tuples of the tuple's summed pair terms.
+Tuple losses take L2-normalised descriptors ``query (B, D)``, ``positive (B, D)`` and ``negatives (B, K, D)``
+and return the mean over the B tuples of the tuple's summed pair terms. Classification losses take descriptors
+``(B, D)`` and class indices ``(B,)``, own their class weights, and return the mean cross-entropy.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -61,3 +65,81 @@ class TripletLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"
+
+
+class ArcFaceLoss(nn.Module):
+    """Additive angular margin softmax (Deng et al., ArcFace) over L2-normalised descriptors: the target class'
+    logit is ``scale·cos(θ + margin)``, the others ``scale·cos θ``, with θ the angle to the class centre.
+
+    Args:
+        embedding_dim: descriptor size D.
+        num_classes: number of landmarks C.
+        scale: the logit scale s.
+        margin: the additive angular margin m (radians); 0 gives a normalised (cosine) softmax.
+    """
+
+    def __init__(
+        self, embedding_dim: int, num_classes: int, scale: float = 30.0, margin: float = 0.3
+    ) -> None:
+        super().__init__()
+        if embedding_dim < 1 or num_classes < 2:
+            raise ValueError(
+                f"need embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}"
+            )
+        if scale <= 0 or not 0 <= margin < math.pi / 2:
+            raise ValueError(f"need scale > 0 and 0 <= margin < π/2, got {scale}, {margin}")
+        self.class_centres = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.class_centres)
+        self.scale = scale
+        self.margin = margin
+
+    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C) logits; with ``labels`` (B,) the margin is applied to each row's target class."""
+        cosine = nn.functional.linear(
+            nn.functional.normalize(embeddings, dim=-1), nn.functional.normalize(self.class_centres, dim=-1)
+        )
+        if labels is None or self.margin == 0:
+            return self.scale * cosine
+        theta = torch.acos(cosine.clamp(-1 + 1e-7, 1 - 1e-7))
+        target = nn.functional.one_hot(labels, cosine.shape[1]).bool()
+        # cos(θ + m) only where θ + m < π stays monotonic; beyond, fall back to the CosFace-like penalty.
+        with_margin = torch.where(
+            theta + self.margin < math.pi,
+            torch.cos(theta + self.margin),
+            cosine - self.margin * math.sin(self.margin),
+        )
+        return self.scale * torch.where(target, with_margin, cosine)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of descriptors (B, D) against landmark classes (B,)."""
+        if embeddings.ndim != 2 or labels.shape != (embeddings.shape[0],):
+            raise ValueError(
+                f"need embeddings (B, D) and labels (B,), got {tuple(embeddings.shape)}, {tuple(labels.shape)}"
+            )
+        return nn.functional.cross_entropy(self.logits(embeddings, labels), labels)
+
+    def extra_repr(self) -> str:
+        return f"classes={self.class_centres.shape[0]}, scale={self.scale}, margin={self.margin}"
+
+
+class CrossEntropyLoss(nn.Module):
+    """Plain classification fine-tuning (the thesis' E2): a linear classifier on the descriptors, softmax
+    cross-entropy."""
+
+    def __init__(self, embedding_dim: int, num_classes: int) -> None:
+        super().__init__()
+        if embedding_dim < 1 or num_classes < 2:
+            raise ValueError(
+                f"need embedding_dim >= 1 and num_classes >= 2, got {embedding_dim}, {num_classes}"
+            )
+        self.classifier = nn.Linear(embedding_dim, num_classes)
+
+    def logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(embeddings)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if embeddings.ndim != 2 or labels.shape != (embeddings.shape[0],):
+            raise ValueError(
+                f"need embeddings (B, D) and labels (B,), got {tuple(embeddings.shape)}, {tuple(labels.shape)}"
+            )
+        return nn.functional.cross_entropy(self.logits(embeddings), labels)

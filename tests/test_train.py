@@ -13,6 +13,10 @@ from tests.conftest import REPO_ROOT
 
 
 def compose_train(demo_root, output_dir, *overrides):
+    tuple_data = not any(override.startswith("data=") for override in overrides)
+    tuple_overrides = (
+        ["data.tuples_per_epoch=4", "data.batch_size=2", "mining.num_negatives=2"] if tuple_data else []
+    )
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         return compose(
             "train",
@@ -23,9 +27,7 @@ def compose_train(demo_root, output_dir, *overrides):
                 f"paths.output_dir={output_dir}",
                 "data.num_workers=0",
                 "data.image_size=64",
-                "data.tuples_per_epoch=4",
-                "data.batch_size=2",
-                "mining.num_negatives=2",
+                *tuple_overrides,
                 "callbacks.retrieval_evaluation.max_side=96",
                 "callbacks.retrieval_evaluation.num_workers=0",
                 *overrides,
@@ -47,7 +49,14 @@ def test_offline_hub_weights_fall_back_only_for_fast_dev_run(tiny_demo, tmp_path
 
     monkeypatch.setattr(network, "_hub_reachable", lambda timeout_s=3.0: False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
-    cfg = compose_train(tiny_demo, tmp_path, "model=resnet50", "model.net.backbone=resnet18", "trainer.fast_dev_run=true", "logger=none")
+    cfg = compose_train(
+        tiny_demo,
+        tmp_path,
+        "model=resnet50",
+        "model.net.backbone=resnet18",
+        "trainer.fast_dev_run=true",
+        "logger=none",
+    )
     assert train.build_model(cfg).net.config["backbone"] == "resnet18"
     cfg = compose_train(tiny_demo, tmp_path, "model=resnet50", "model.net.backbone=resnet18", "logger=none")
     with pytest.raises(Exception, match="offline"):
@@ -61,7 +70,9 @@ def test_resume_continues_from_a_checkpoint(tiny_demo, tmp_path):
     checkpoint_path = tmp_path / "first/checkpoints/last.ckpt"
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == 0 and checkpoint["net_config"]["backbone"] == "tf_efficientnet_lite0"
-    second = compose_train(tiny_demo, tmp_path / "second", "trainer.max_epochs=2", f"ckpt_path={checkpoint_path}", *overrides)
+    second = compose_train(
+        tiny_demo, tmp_path / "second", "trainer.max_epochs=2", f"ckpt_path={checkpoint_path}", *overrides
+    )
     train.train(second)
     resumed = torch.load(tmp_path / "second/checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2
@@ -70,10 +81,49 @@ def test_resume_continues_from_a_checkpoint(tiny_demo, tmp_path):
 @pytest.mark.slow
 def test_multirun_from_the_command_line(tiny_demo, tmp_path):
     command = [
-        sys.executable, "train.py", "-m", "loss.margin=0.5,0.7", "trainer.fast_dev_run=true", "logger=csv",
-        f"data.root={tiny_demo}", f"benchmarks.rdemo.root={tiny_demo}/revisited", f"benchmarks.demo_gldv2.root={tiny_demo}",
-        "data.num_workers=0", "data.image_size=64", "mining.num_negatives=2", "callbacks.retrieval_evaluation.max_side=96",
+        sys.executable,
+        "train.py",
+        "-m",
+        "loss.margin=0.5,0.7",
+        "trainer.fast_dev_run=true",
+        "logger=csv",
+        f"data.root={tiny_demo}",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"benchmarks.demo_gldv2.root={tiny_demo}",
+        "data.num_workers=0",
+        "data.image_size=64",
+        "mining.num_negatives=2",
+        "callbacks.retrieval_evaluation.max_side=96",
         f"hydra.sweep.dir={tmp_path}",
     ]
     subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
     assert sorted(path.parent.name for path in tmp_path.glob("*/results.json")) == ["0", "1"]
+
+
+@pytest.mark.parametrize("loss", ["arcface", "cross_entropy"])
+def test_classification_training_runs(tiny_demo, tmp_path, loss):
+    cfg = compose_train(
+        tiny_demo,
+        tmp_path,
+        "model=classification",
+        f"loss={loss}",
+        "data=demo_classification",
+        "data.batch_size=4",
+        "trainer.fast_dev_run=true",
+        "logger=none",
+    )
+    results = train.train(cfg)
+    assert 0 < results["after"]["val/mAP"] <= 1
+
+
+def test_a_tuple_loss_with_the_classification_model_is_a_clear_error(tiny_demo, tmp_path):
+    cfg = compose_train(
+        tiny_demo,
+        tmp_path,
+        "model=classification",
+        "loss=contrastive",
+        "data=demo_classification",
+        "logger=none",
+    )
+    with pytest.raises(Exception, match="tuple loss"):
+        train.build_model(cfg)

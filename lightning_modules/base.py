@@ -1,0 +1,146 @@
+"""What every descriptor-training LightningModule shares: the forward pass, frozen BatchNorm, the GeM
+learning-rate rule, leave-one-out validation on held-out landmarks, and the checkpoint's network config."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from retrieval.metrics import evaluate_plain_ranking
+from retrieval.network import GlobalDescriptorNet
+
+# Frozen BatchNorm layers are in eval mode on purpose; Lightning's start-of-fit notice about them is noise.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+
+class DescriptorModule(pl.LightningModule):
+    """Base of the training modules; validates by leave-one-out retrieval on held-out landmarks
+    (``val/mAP``, ``val/mP@10``, ...).
+
+    Args:
+        net: the descriptor network (backbone → pooling → whitening → L2N).
+        optimizer: a partial optimizer taking parameter groups (Hydra ``_partial_``).
+        scheduler: a partial scheduler taking the optimizer, stepped every epoch, or ``None``.
+        freeze_batchnorm: keep BatchNorm running statistics fixed during training (cirtorch).
+        gem_lr_multiplier: learning-rate factor of the GeM exponent, which also gets no weight decay.
+    """
+
+    def __init__(
+        self,
+        net: GlobalDescriptorNet,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        freeze_batchnorm: bool = True,
+        gem_lr_multiplier: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.freeze_batchnorm = freeze_batchnorm
+        self.gem_lr_multiplier = gem_lr_multiplier
+        self._val_embeddings: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+        self._skipped = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (B, 3, H, W) → L2-normalised descriptors (B, D)."""
+        pixels = self.net.normalize(images)
+        if pixels.is_cuda:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return self.net(pixels)
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda":  # channels_last convolutions are markedly faster on tensor cores
+            self.net.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> DescriptorModule:
+        super().train(mode)
+        if mode and self.freeze_batchnorm:
+            for module in self.net.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/skipped_samples", float(self._skipped))
+        if hasattr(self.net.pool, "p"):
+            self.log("train/gem_p", float(self.net.pool.p.detach().mean()))
+
+    # -------------------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if "image" not in batch:
+            return
+        self._val_embeddings.append(self(batch["image"]).float())
+        self._val_labels.append(batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_embeddings:
+            return
+        embeddings = torch.cat(self._val_embeddings)
+        labels = torch.cat(self._val_labels)
+        self._val_embeddings.clear()
+        self._val_labels.clear()
+        if self.trainer.world_size > 1:
+            embeddings = self.all_gather(embeddings).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+        scores = leave_one_out_scores(embeddings, labels)
+        self.log_dict({f"val/{name}": value for name, value in scores.items()}, prog_bar=True)
+
+    # ------------------------------------------------------------------------------------------- optimisers
+    def trainable_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups: the network, and the GeM exponent (no weight decay; its lr is multiplied)."""
+        gem_parameters = [
+            p for name, p in self.net.named_parameters() if name.startswith("pool.") and p.requires_grad
+        ]
+        gem_ids = {id(p) for p in gem_parameters}
+        other = [p for p in self.parameters() if p.requires_grad and id(p) not in gem_ids]
+        groups: list[dict[str, Any]] = [{"params": other}]
+        if gem_parameters:
+            groups.append({"params": gem_parameters, "weight_decay": 0.0, "gem": True})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.trainable_groups())
+        for group in optimizer.param_groups:
+            if group.get("gem"):
+                group["lr"] *= self.gem_lr_multiplier
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["net_config"] = self.net.config
+
+
+def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Each image queries all others: positives share its label, the image itself is ignored.
+
+    Args:
+        embeddings: (N, D) L2-normalised.
+        labels: (N,) landmark ids.
+
+    Returns:
+        the plain protocol's metrics (``mAP``, ``mP@k``, ``recall@k``) as fractions.
+    """
+    ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
+    label_array = labels.cpu().numpy()
+    everyone = np.arange(len(label_array))
+    positives = [
+        np.flatnonzero((label_array == label) & (everyone != query))
+        for query, label in enumerate(label_array)
+    ]
+    junk = [np.array([query]) for query in everyone]
+    return evaluate_plain_ranking(ranking, positives, junk)
