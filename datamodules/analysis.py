@@ -365,25 +365,42 @@ class NoisyLabelSettings:
     """How noisy-label candidates are found from a checkpoint's descriptors.
 
     Args:
-        threshold: an image whose cosine distance to its landmark's medoid exceeds this is a candidate.
+        threshold: an image whose cosine distance to its landmark's medoid exceeds this is a candidate; ``None``
+            adapts it to the checkpoint: the median score plus ``outlier_deviations`` robust standard deviations
+            (1.4826 median absolute deviations), since typical distances differ from model to model.
+        outlier_deviations: see ``threshold``.
         min_images: landmarks with fewer decodable images get no score.
         max_medoid_candidates: the medoid of a larger landmark is chosen among this many random members.
         block_size: images per extraction block (each block is saved, so an interrupted run resumes).
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
+    outlier_deviations: float = 3.0
     min_images: int = 3
     max_medoid_candidates: int = 1000
     block_size: int = 20000
 
     def __post_init__(self) -> None:
-        if not 0 <= self.threshold <= 2:
+        if self.threshold is not None and not 0 <= self.threshold <= 2:
             raise ValueError(f"threshold is a cosine distance in [0, 2], got {self.threshold}")
+        if self.outlier_deviations <= 0:
+            raise ValueError(f"outlier_deviations must be positive, got {self.outlier_deviations}")
         if self.min_images < 1 or self.max_medoid_candidates < 1 or self.block_size < 1:
             raise ValueError(
                 f"min_images, max_medoid_candidates and block_size must be positive, got {self.min_images}, "
                 f"{self.max_medoid_candidates}, {self.block_size}"
             )
+
+    def threshold_for(self, scores: np.ndarray) -> float:
+        """The fixed ``threshold``, or the robust outlier threshold of the finite ``scores`` (N,)."""
+        if self.threshold is not None:
+            return self.threshold
+        finite = scores[np.isfinite(scores)]
+        if len(finite) == 0:
+            return math.inf
+        median = float(np.median(finite))
+        deviation = 1.4826 * float(np.median(np.abs(finite - median)))
+        return median + self.outlier_deviations * deviation
 
 
 def medoid_distances(
@@ -530,6 +547,7 @@ def check_resume_state(state_path: Path, state: dict[str, Any]) -> None:
     Raises:
         ValueError: an input changed since the earlier run started (its partial results would not fit).
     """
+    state = json.loads(json.dumps(state))  # as it reads back: tuples become lists
     if state_path.is_file():
         previous = json.loads(state_path.read_text())
         changed = sorted(key for key in state.keys() | previous.keys() if state.get(key) != previous.get(key))

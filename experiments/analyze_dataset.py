@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,8 @@ def noisy_label_scores(
         folder / "state.json",
         {
             "checkpoint_sha256": file_digest(ckpt_path),
-            "extraction": asdict(extraction),
+            "max_side": extraction.max_side,
+            "scales": extraction.scales,
             "block_size": settings.block_size,
             "rows": statistics.num_rows,
         },
@@ -262,7 +263,7 @@ def analyze_dataset(
         "images_flagged": int(np.sum(duplicate_sources >= 0)),
         "groups": len(np.unique(duplicate_sources[duplicate_sources >= 0])),
     }
-    scores = None
+    scores, threshold = None, math.inf
     if ckpt_path is not None:
         scores = noisy_label_scores(
             chunk_paths,
@@ -275,29 +276,34 @@ def analyze_dataset(
             output_dir,
             progress,
         )
+        threshold = noisy_labels.threshold_for(scores)
         scored = scores[~np.isnan(scores)]
         summary["noisy_labels"] = {
             "checkpoint": str(ckpt_path),
-            "threshold": noisy_labels.threshold,
+            "threshold": threshold,
+            "threshold_rule": "fixed"
+            if noisy_labels.threshold is not None
+            else f"median + {noisy_labels.outlier_deviations:g} robust standard deviations",
             "scored": len(scored),
-            "candidates": int(np.sum(scored > noisy_labels.threshold)),
-            "score_quantiles": {
-                name: float(value)
-                for name, value in zip(
+            "candidates": int(np.sum(scored > threshold)),
+            "score_quantiles": dict(
+                zip(
                     ("p50", "p90", "p99", "max"),
-                    np.percentile(scored, [50, 90, 99, 100]) if len(scored) else [math.nan] * 4,
+                    np.percentile(scored, [50, 90, 99, 100]).tolist(),
                     strict=True,
                 )
-            },
+            )
+            if len(scored)
+            else {},
         }
     flags_path = output_dir / FLAGS_FILE
-    write_flags(chunk_paths, flags_path, duplicate_sources, scores, noisy_labels.threshold)
-    plots = draw_plots(statistics, summary, scores, noisy_labels.threshold, output_dir)
+    write_flags(chunk_paths, flags_path, duplicate_sources, scores, threshold)
+    plots = draw_plots(statistics, summary, scores, threshold, output_dir)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary_path = output_dir / SUMMARY_FILE
     summary_path.write_text(json.dumps(summary, indent=1) + "\n")
     report_path = output_dir / REPORT_FILE
-    report_path.write_text(render_report(summary, plots, flags_path, scores, noisy_labels.threshold))
+    report_path.write_text(render_report(summary, plots, flags_path, scores, threshold))
     log.info("analysis of %s written to %s in %.1f s", root, output_dir, summary["seconds"])
     return AnalysisOutputs(output_dir, summary, flags_path, report_path, summary_path, plots)
 
@@ -397,7 +403,7 @@ def draw_plots(
     if scores is not None and np.any(~np.isnan(scores)):
         figure, axes = plt.subplots(figsize=(8, 4))
         axes.hist(scores[~np.isnan(scores)], bins=50, color="tab:blue")
-        axes.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+        axes.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3f}")
         axes.set(
             xlabel="cosine distance to the landmark's medoid", ylabel="images", title="Noisy-label scores"
         )
@@ -419,6 +425,13 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def _share(count: int, total: int) -> str:
     return f"{count} ({100 * count / total:.1f} %)" if total else str(count)
+
+
+def _statistic(name: str, value: float) -> str:
+    """Shares in percent, other fractional numbers with three decimals, counts as they are."""
+    if name.endswith("share"):
+        return f"{100 * value:.1f} %"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _figure(plots: Mapping[str, Path], name: str, caption: str) -> str:
@@ -459,10 +472,7 @@ def render_report(
         _figure(plots, "landmark_long_tail", "images per landmark"),
         _table(
             ["statistic", "value"],
-            [
-                [name, f"{value:.3f}" if isinstance(value, float) else value]
-                for name, value in landmarks.items()
-            ],
+            [[name, _statistic(name, value)] for name, value in landmarks.items()],
         ),
         "\nhead_f%: share of images in the largest f % of landmarks; tail_<=k: share of landmarks with at most k "
         "images, and of the images they hold.\n",
@@ -541,7 +551,8 @@ def render_report(
         sections += [
             "\n## Noisy-label candidates\n",
             f"Descriptors of `{noisy['checkpoint']}`; score: cosine distance to the landmark's medoid. "
-            f"{noisy['candidates']} of {noisy['scored']} scored images exceed {threshold:g}.\n",
+            f"{noisy['candidates']} of {noisy['scored']} scored images exceed the threshold {threshold:.3f} "
+            f"({noisy['threshold_rule']}).\n",
             _figure(plots, "noisy_label_scores", "noisy-label scores"),
             _top_noisy_table(flags_path, scores),
         ]
@@ -613,11 +624,10 @@ def log_outputs(
         logger.save()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> AnalysisOutputs:
+    """The command line's work: analyse ``cfg.data_root`` into the run folder (or ``cfg.resume_dir``) and log."""
     if cfg.resume_dir is not None and not Path(cfg.resume_dir).is_dir():
-        raise ValueError(f"resume_dir={cfg.resume_dir!r} is not a folder of an earlier analysis run")
-    output_dir = Path(cfg.resume_dir or cfg.paths.output_dir)
+        raise ValueError(f"resume_dir={cfg.resume_dir!r} is not the folder of an earlier analysis run")
     settings = {
         key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
         for key in (
@@ -637,7 +647,7 @@ def main(cfg: DictConfig) -> None:
     try:
         outputs = analyze_dataset(
             data_root=cfg.data_root,
-            output_dir=output_dir,
+            output_dir=cfg.resume_dir or cfg.paths.output_dir,
             image_analysis=instantiate(cfg.image_analysis),
             near_duplicate_radius=cfg.near_duplicate_radius,
             chunk_size=cfg.chunk_size,
@@ -654,6 +664,12 @@ def main(cfg: DictConfig) -> None:
 
             if wandb.run is not None:
                 wandb.finish()
+    return outputs
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
+def main(cfg: DictConfig) -> None:
+    outputs = run(cfg)
     summary = outputs.summary
     print(
         f"{summary['rows']} rows, {summary['landmarks']['landmarks']} landmarks (Gini "
