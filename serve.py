@@ -1,0 +1,55 @@
+"""Serve the search page and its JSON API:  python serve.py [collection_dir=<folder>] [port=8000]
+
+Loads a collection written by ``index.py`` once (network, faiss index, local features), then serves
+``http://<host>:<port>/``: upload or drop a photo, see its nearest collection photos with their scores and,
+for any result, the verified local matches. The API is described at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+import uvicorn
+from fastapi import FastAPI
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from retrieval.network import resolve_device
+from retrieval.search_engine import SearchEngine
+from serving.app import create_app
+
+log = logging.getLogger("serve")
+
+
+def build_app(cfg: DictConfig) -> FastAPI:
+    """The app that ``cfg`` (``conf/serve.yaml``) describes, its collection loaded."""
+    engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
+    rerank_configs = {
+        name: instantiate(config) if config else None for name, config in cfg.rerank_options.items()
+    }
+    log.info("%d images loaded from %s", len(engine), cfg.collection_dir)
+    return create_app(
+        engine,
+        rerank_configs,
+        max_upload_bytes=round(cfg.max_upload_mb * 2**20),
+        top_k=cfg.top_k,
+        shortlist=cfg.shortlist,
+        default_rerank=cfg.default_rerank,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    app = build_app(cfg)
+    log.info("serving http://%s:%d/", cfg.host, cfg.port)
+    # log_config=None keeps Hydra's logging: uvicorn's lines go to the console and the run's log file.
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

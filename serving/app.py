@@ -1,0 +1,351 @@
+"""The search web app: a JSON API and one self-contained page over a collection written by ``index.py``.
+
+Routes:
+
+- ``GET /``: the page (upload or drop a photo, pick a re-ranking, see the top results and their matches).
+- ``GET /options``: the re-ranking choices, the default, the number of results and the upload limit.
+- ``POST /search``: multipart ``file`` (+ ``rerank``, a name of ``rerank_configs``) → the top results as JSON.
+- ``GET /image/{image_id}?size=256``: a JPEG thumbnail of a collection image; ids are looked up, never joined
+  into paths, so no file outside the collection can be served.
+- ``POST /matches``: multipart ``file`` + ``image_id`` → a PNG of both images joined by their verified matches,
+  the counts in the ``X-Inliers`` and ``X-Tentative-Matches`` headers.
+
+Bad input never yields a 500: an empty upload (400), a body or file over the size limit (413), a file that is
+no image (415), an image over the pixel limit (413), an image that cannot be decoded, e.g. truncated (422), an
+unknown re-ranking (422) and an unknown image id (404) all get ``{"detail": message}``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retrieval.images import MAX_PIXELS, ImageLoadError, load_rgb
+from retrieval.rerank import RerankConfig
+from retrieval.search_engine import SearchEngine
+from retrieval.visualize import draw_matches
+
+log = logging.getLogger(__name__)
+
+PAGE_FILE = Path(__file__).with_name("page.html")
+# Longest side of the thumbnails that search results link to.
+THUMBNAIL_SIZE = 256
+# Height of the match pictures, in pixels.
+MATCHES_HEIGHT = 360
+# Room in a request body for the multipart boundaries, part headers and text fields around the file.
+FORM_OVERHEAD_BYTES = 64 * 1024
+NO_RERANK_DESCRIPTION = "Global descriptor similarity only."
+
+# Form fields. Annotations are resolved in this module's namespace, so they cannot name create_app's locals.
+QueryPhoto = Annotated[UploadFile, File(description="the query photo")]
+RerankName = Annotated[str | None, Form(description="a re-ranking from GET /options; default: the server's")]
+ImageId = Annotated[str, Form(description="a collection image id, as POST /search returns it")]
+
+
+class ClientError(ValueError):
+    """Bad input from a client; ``status_code`` is the HTTP status that says what is wrong."""
+
+    def __init__(self, message: str, status_code: HTTPStatus) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class SearchResult(BaseModel):
+    rank: int
+    image_id: str
+    score: float
+    global_score: float
+    inliers: int
+    thumbnail_url: str
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    timing_ms: float
+    rerank: str
+
+
+class RerankOption(BaseModel):
+    name: str
+    description: str
+
+
+class Options(BaseModel):
+    rerank_options: list[RerankOption]
+    default_rerank: str
+    top_k: int
+    max_upload_bytes: int
+    num_images: int
+
+
+class BodySizeLimit:
+    """ASGI middleware refusing request bodies over ``max_body_bytes`` with a 413: by their declared
+    Content-Length before anything is read, and by the bytes actually received (chunked uploads, or a client
+    that declares less than it sends)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, message: str) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.message = message
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = JSONResponse({"detail": self.message}, status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # An HTTPException passes through FastAPI's body parsing to its JSON error handler.
+                    raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.message)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def format_size(num_bytes: int) -> str:
+    """``10485760`` → ``"10 MB"`` (binary megabytes, as browsers count them)."""
+    return f"{num_bytes / 2**20:g} MB"
+
+
+def describe_rerank(config: RerankConfig | None) -> str:
+    """One line for the page: the first line of the config class' docstring, without reST markup."""
+    if config is None:
+        return NO_RERANK_DESCRIPTION
+    return (type(config).__doc__ or type(config).__name__).strip().splitlines()[0].replace("``", "")
+
+
+def unreadable_upload_status(error: ImageLoadError) -> HTTPStatus:
+    """415 for a file that is no image at all, 413 for an image over the pixel limit (``MAX_PIXELS`` or PIL's
+    decompression-bomb guard), 422 for an image that cannot be decoded (truncated, corrupt)."""
+    if isinstance(error.__cause__, UnidentifiedImageError):
+        return HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    if isinstance(error.__cause__, Image.DecompressionBombError | Image.DecompressionBombWarning) or (
+        f"exceeds {MAX_PIXELS} pixels" in str(error)
+    ):
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    return HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+def read_upload(upload: UploadFile, max_upload_bytes: int) -> Image.Image:
+    """Decode an uploaded image with :func:`retrieval.images.load_rgb`, as every image of the project is read.
+
+    Raises:
+        ClientError: the file is empty, over ``max_upload_bytes``, no image, over the pixel limit or corrupt.
+    """
+    name = upload.filename or "the upload"
+    data = upload.file.read(max_upload_bytes + 1)
+    if len(data) > max_upload_bytes:
+        raise ClientError(
+            f"{name} is larger than the upload limit of {format_size(max_upload_bytes)}",
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        )
+    if not data:
+        raise ClientError(f"{name} is empty", HTTPStatus.BAD_REQUEST)
+    with tempfile.TemporaryDirectory(prefix="search-upload-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
+        try:
+            return load_rgb(path)
+        except ImageLoadError as error:
+            status = unreadable_upload_status(error)
+            message = (
+                f"{name} is not an image in a format that can be read (JPEG, PNG, WebP, BMP, TIFF, GIF)"
+                if status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+                else str(error).replace(str(path), name)
+            )
+            raise ClientError(message, status) from error
+
+
+def encode_image(image: Image.Image, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **({"quality": 85} if image_format == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+async def client_error_response(request: Request, error: Exception) -> JSONResponse:
+    """Any ``ValueError`` that escapes a route is the client's: its status (400 unless it says otherwise)
+    and its message, as JSON."""
+    status = error.status_code if isinstance(error, ClientError) else HTTPStatus.BAD_REQUEST
+    return JSONResponse({"detail": str(error)}, status_code=status)
+
+
+def create_app(
+    engine: SearchEngine,
+    rerank_configs: Mapping[str, RerankConfig | None],
+    max_upload_bytes: int,
+    top_k: int,
+    shortlist: int,
+    default_rerank: str | None = None,
+) -> FastAPI:
+    """The web app over a loaded collection.
+
+    Args:
+        engine: the collection, loaded once; searches from concurrent requests share it.
+        rerank_configs: the re-ranking choices offered, by name; ``None`` is global search only.
+        max_upload_bytes: the largest accepted upload.
+        top_k: results per search.
+        shortlist: global candidates re-ranked with local features.
+        default_rerank: the choice used when a request names none (default: the first of ``rerank_configs``).
+    """
+    if not rerank_configs:
+        raise ValueError("rerank_configs must offer at least one choice (None for global search only)")
+    default_rerank = next(iter(rerank_configs)) if default_rerank is None else default_rerank
+    if default_rerank not in rerank_configs:
+        raise ValueError(f"default_rerank {default_rerank!r} is not one of {sorted(rerank_configs)}")
+    if max_upload_bytes < 1 or top_k < 1 or shortlist < 1:
+        raise ValueError(
+            f"max_upload_bytes, top_k and shortlist must be positive, got {max_upload_bytes}, {top_k}, "
+            f"{shortlist}"
+        )
+    needs_local = sorted(name for name, config in rerank_configs.items() if config is not None)
+    if engine.store is None and needs_local:
+        raise ValueError(
+            f"{engine.root} has no local features, so the re-rankings {needs_local} cannot run; index it with "
+            "local_features or offer only global search"
+        )
+    page = PAGE_FILE.read_text(encoding="utf-8")
+    choices = ", ".join(rerank_configs)
+
+    app = FastAPI(
+        title="Landmark search",
+        summary="Upload a photo, get the nearest landmark photos of a collection, verified by local matches.",
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        max_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES,
+        message=f"the upload is larger than the limit of {format_size(max_upload_bytes)}",
+    )
+    app.add_exception_handler(ValueError, client_error_response)
+
+    def choose_rerank(name: str | None) -> tuple[str, RerankConfig | None]:
+        name = default_rerank if name is None else name
+        if name not in rerank_configs:
+            raise ClientError(
+                f"unknown rerank {name!r}; choose one of: {choices}", HTTPStatus.UNPROCESSABLE_ENTITY
+            )
+        return name, rerank_configs[name]
+
+    def load_collection_image(image_id: str, max_side: int | None = None) -> Image.Image:
+        path = engine.paths.get(image_id)
+        if path is None:
+            raise ClientError(f"unknown image id {image_id!r}", HTTPStatus.NOT_FOUND)
+        try:
+            return load_rgb(path, max_side=max_side)
+        except ImageLoadError as error:
+            log.warning("collection image %r is unreadable: %s", image_id, error)
+            raise ClientError(
+                f"image {image_id!r} is indexed but its file cannot be read", HTTPStatus.NOT_FOUND
+            ) from error
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def show_page() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/options")
+    def options() -> Options:
+        return Options(
+            rerank_options=[
+                RerankOption(name=name, description=describe_rerank(config))
+                for name, config in rerank_configs.items()
+            ],
+            default_rerank=default_rerank,
+            top_k=top_k,
+            max_upload_bytes=max_upload_bytes,
+            num_images=len(engine),
+        )
+
+    @app.post("/search")
+    def search(request: Request, file: QueryPhoto, rerank: RerankName = None) -> SearchResponse:
+        """The ``top_k`` nearest collection images; ``timing_ms`` is the search alone (descriptor, index,
+        re-ranking), not the upload."""
+        rerank_name, rerank_config = choose_rerank(rerank)
+        query = read_upload(file, max_upload_bytes)
+        started = time.perf_counter()
+        hits = engine.search(query, top_k=top_k, rerank_config=rerank_config, shortlist=shortlist)
+        timing_ms = (time.perf_counter() - started) * 1000
+        log.info("search %s (%dx%d, rerank %s): %.0f ms", file.filename, *query.size, rerank_name, timing_ms)
+        return SearchResponse(
+            results=[
+                SearchResult(
+                    rank=rank,
+                    image_id=hit.image_id,
+                    score=hit.score,
+                    global_score=hit.global_score,
+                    inliers=hit.inliers,
+                    thumbnail_url=str(
+                        request.url_for("thumbnail", image_id=quote(hit.image_id)).include_query_params(
+                            size=THUMBNAIL_SIZE
+                        )
+                    ),
+                )
+                for rank, hit in enumerate(hits, start=1)
+            ],
+            timing_ms=round(timing_ms, 1),
+            rerank=rerank_name,
+        )
+
+    @app.get(
+        "/image/{image_id:path}",
+        name="thumbnail",
+        response_class=Response,
+        responses={HTTPStatus.OK.value: {"content": {"image/jpeg": {}}}},
+    )
+    def thumbnail(image_id: str, size: Annotated[int, Query(ge=16, le=2048)] = THUMBNAIL_SIZE) -> Response:
+        """A JPEG of a collection image, its longest side at most ``size`` pixels."""
+        image = load_collection_image(image_id, max_side=size)
+        return Response(
+            encode_image(image, "JPEG"),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    @app.post(
+        "/matches", response_class=Response, responses={HTTPStatus.OK.value: {"content": {"image/png": {}}}}
+    )
+    def matches(file: QueryPhoto, image_id: ImageId) -> Response:
+        """The query and a collection image side by side, joined by their verified matches (green)."""
+        database_image = load_collection_image(image_id)
+        query = read_upload(file, max_upload_bytes)
+        correspondences = engine.correspondences(query, image_id)
+        picture = draw_matches(
+            query,
+            database_image,
+            correspondences.query_points,
+            correspondences.database_points,
+            correspondences.inliers,
+            height=MATCHES_HEIGHT,
+        )
+        return Response(
+            encode_image(picture, "PNG"),
+            media_type="image/png",
+            headers={
+                "X-Inliers": str(int(correspondences.inliers.sum())),
+                "X-Tentative-Matches": str(len(correspondences.inliers)),
+            },
+        )
+
+    return app
