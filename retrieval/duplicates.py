@@ -50,6 +50,8 @@ def perceptual_hash(image: Image.Image) -> int:
     The most significant bit is frequency (0, 0), then row-major order."""
     luma = np.asarray(image.convert("L").resize((_DCT_SIDE, _DCT_SIDE), Image.Resampling.BOX), np.float64)
     coefficients = (_DCT_32 @ luma @ _DCT_32.T)[:_LOW_FREQUENCY_SIDE, :_LOW_FREQUENCY_SIDE].ravel()
+    # Rounding makes the zero coefficients of flat areas exactly zero rather than rounding noise of either sign.
+    coefficients = np.round(coefficients, 6)
     bits = np.packbits(coefficients > np.median(coefficients))
     return int.from_bytes(bits.tobytes(), "big")
 
