@@ -1,4 +1,5 @@
-"""Run the app with uvicorn in a background thread, for browser tests and the README screenshot."""
+"""Run the app with uvicorn in a background thread, for the browser tests and the README screenshot, which
+drive Debian's Chromium through Playwright (no browser download)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 STARTUP_TIMEOUT_S = 60.0
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, and nothing that would reach out to the network.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @contextmanager

@@ -8,31 +8,16 @@ downloaded. Run with ``pytest -m browser``.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from retrieval.rerank import InliersRerank, RerankConfig
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
-from serving.background import running_server
-from tests.test_serve import build_tiny_collection, first_landmark_query
+from serving.background import CHROMIUM, CHROMIUM_ARGS, running_server
+from tests.test_serve import RERANK_CONFIGS, TOP_K, build_tiny_collection, first_landmark_query
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Generous: two slow CPU cores run the server, the searches and the browser together.
 TIMEOUT_MS = 60_000
-TOP_K = 10
-RERANK_CONFIGS: dict[str, RerankConfig | None] = {"inliers": InliersRerank(), "none": None}
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,7 +37,7 @@ def base_url(tiny_demo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
         yield chromium
         chromium.close()
 
