@@ -65,6 +65,8 @@ class ClientError(ValueError):
 
 
 class SearchResult(BaseModel):
+    """One result: ``score`` ranks it (the re-ranking's score, or ``global_score`` without re-ranking)."""
+
     rank: int
     image_id: str
     score: float
@@ -74,17 +76,23 @@ class SearchResult(BaseModel):
 
 
 class SearchResponse(BaseModel):
+    """The results best first, the search time (descriptor, index, re-ranking) and the re-ranking used."""
+
     results: list[SearchResult]
     timing_ms: float
     rerank: str
 
 
 class RerankOption(BaseModel):
+    """A re-ranking the server offers, by the name that POST /search takes."""
+
     name: str
     description: str
 
 
 class Options(BaseModel):
+    """What the page needs to know about the server."""
+
     rerank_options: list[RerankOption]
     default_rerank: str
     top_k: int
@@ -180,9 +188,15 @@ def read_upload(upload: UploadFile, max_upload_bytes: int) -> Image.Image:
             raise ClientError(message, status) from error
 
 
-def encode_image(image: Image.Image, image_format: str) -> bytes:
+def encode_jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **({"quality": 85} if image_format == "JPEG" else {}))
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -318,7 +332,7 @@ def create_app(
         """A JPEG of a collection image, its longest side at most ``size`` pixels."""
         image = load_collection_image(image_id, max_side=size)
         return Response(
-            encode_image(image, "JPEG"),
+            encode_jpeg(image),
             media_type="image/jpeg",
             headers={"Cache-Control": "public, max-age=3600"},
         )
@@ -340,7 +354,7 @@ def create_app(
             height=MATCHES_HEIGHT,
         )
         return Response(
-            encode_image(picture, "PNG"),
+            encode_png(picture),
             media_type="image/png",
             headers={
                 "X-Inliers": str(int(correspondences.inliers.sum())),
