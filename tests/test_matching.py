@@ -114,6 +114,19 @@ def test_batched_float_matching_equals_per_pair(mutual, ratio):
     assert sum(len(pairs) for pairs in batched) > 50
 
 
+def test_batched_matching_of_normalised_descriptors_equals_per_pair():
+    # Equal query norms take the matcher's shortcut for the mutual test (one column maximum per block).
+    rng = np.random.default_rng(5)
+    query = rng.random((80, 32), dtype=np.float32)
+    candidates = [planted(rng, query, size, 30) for size in (50, 64, 100)]
+    candidates = [rows / np.linalg.norm(rows, axis=1, keepdims=True) for rows in [query, *candidates]]
+    query, candidates = candidates[0], candidates[1:]
+    for mutual in (True, False):
+        batched = match_descriptors_batched(query, candidates, 0.9, mutual, block_elements=80 * 128)
+        for candidate, pairs in zip(candidates, batched, strict=True):
+            np.testing.assert_array_equal(pairs, match_descriptors(query, candidate, 0.9, mutual))
+
+
 @pytest.mark.parametrize("mutual", [True, False])
 def test_batched_binary_matching_equals_per_pair(mutual):
     rng = np.random.default_rng(4)
