@@ -38,6 +38,10 @@ DEFAULT_BLOCK_ELEMENTS = 1 << 22
 # Relative spread of query norms below which they count as equal (float32 rounding of normalised descriptors).
 _EQUAL_NORMS_TOLERANCE = 1e-6
 
+_NEGATIVE_BFLOAT16_MESSAGE = (
+    "bfloat16 matching needs non-negative descriptors (SIFT, RootSIFT, packed bits); use precision='float32'"
+)
+
 # Columns per group of the two-level nearest-neighbour reduction (candidates are padded to a multiple).
 _GROUP = 64
 
@@ -152,8 +156,9 @@ def match_descriptors_batched(
         ratio: Lowe's ratio in (0, 1].
         mutual: also require mutual nearest neighbours.
         precision: "float32", or "bfloat16" for the matrix product: several times faster on CPUs with AMX or
-            AVX512-BF16 and on GPUs; scores are rounded to 8 significant bits, which suits L2-normalised
-            descriptors (RootSIFT) and changes a few near-tied matches.
+            AVX512-BF16 and on GPUs, for non-negative descriptors only (SIFT, RootSIFT, bits); scores are
+            rounded to 8 significant bits, which suits L2-normalised descriptors (RootSIFT) and changes a few
+            near-tied matches.
         block_elements: scores per block.
         device: torch device of the computation.
 
@@ -243,6 +248,8 @@ class _BlockScorer:
         self.scores = torch.empty(num_query * columns, device=device)
         self.half_squared_norms = torch.empty(columns, device=device)
         if self.bfloat16:
+            if bool(query.amin() < 0):
+                raise ValueError(_NEGATIVE_BFLOAT16_MESSAGE)
             self.matmul_query = torch.cat((query, torch.ones(num_query, 1, device=device)), dim=1).bfloat16()
             self.candidates = torch.empty(columns, dim + 1, dtype=torch.bfloat16, device=device)
             self.products = torch.empty(num_query * columns, dtype=torch.bfloat16, device=device)
@@ -278,6 +285,8 @@ class _BlockScorer:
         if not self.bfloat16:
             scores = self.scores[: num_query * columns].view(num_query, columns)
             return torch.addmm(half_squared_norms.neg()[None, :], self.matmul_query, candidates.T, out=scores)
+        if bool(candidates[:, :dim].amin() < 0):
+            raise ValueError(_NEGATIVE_BFLOAT16_MESSAGE)
         finite = torch.isfinite(half_squared_norms)
         self.half_offset = float(half_squared_norms[finite].max())
         candidates[:, dim] = torch.where(finite, self.half_offset - half_squared_norms, -1.0)

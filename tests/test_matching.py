@@ -173,6 +173,10 @@ def test_matching_rejects_bad_input():
         match_descriptors_batched(floats, [floats], precision="float16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="float32 or packed-bit"):
         match_descriptors_batched(floats, [np.zeros((3, 8), np.float64)])
+    with pytest.raises(ValueError, match="non-negative"):
+        match_descriptors_batched(floats, [-np.ones((3, 8), np.float32)], precision="bfloat16")
+    with pytest.raises(ValueError, match="non-negative"):
+        match_descriptors_batched(-np.ones((3, 8), np.float32), [floats], precision="bfloat16")
 
 
 def test_empty_inputs_match_nothing():
