@@ -1,5 +1,6 @@
-"""End to end in headless Chromium: the page uploads a demo photo, renders the top 10 with their scores, shows
-the verified matches of a clicked result, re-searches when the re-ranking changes, and shows upload errors.
+"""End to end in headless Chromium: the page uploads (or takes a dropped) demo photo, renders the top 10 with
+their scores, shows the verified matches of a clicked result, re-searches when the re-ranking changes, and shows
+upload errors.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and the ``playwright`` Python package; no browser is
 downloaded. Run with ``pytest -m browser``.
@@ -7,6 +8,7 @@ downloaded. Run with ``pytest -m browser``.
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -82,6 +84,22 @@ def test_upload_shows_the_top_10_and_a_click_shows_the_matches(page, tiny_demo):
         " return image.complete && image.naturalWidth > 0 && image.naturalHeight > 0; }"
     )
     expect(page.locator("#matches-title")).to_contain_text(first_id)
+
+
+def test_dropping_a_photo_on_the_page_searches(page, tiny_demo):
+    query_path, _ = first_landmark_query(tiny_demo)
+    data_transfer = page.evaluate_handle(
+        """([name, encoded]) => {
+            const bytes = Uint8Array.from(atob(encoded), (character) => character.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        [query_path.name, base64.b64encode(query_path.read_bytes()).decode()],
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": data_transfer})
+    sync_api.expect(page.locator(".result-card")).to_have_count(TOP_K, timeout=TIMEOUT_MS)
+    sync_api.expect(page.locator("#query-name")).to_have_text(query_path.name)
 
 
 def test_changing_the_reranking_searches_again(page, tiny_demo):
