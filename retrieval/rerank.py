@@ -64,7 +64,9 @@ class MatchingConfig:
         mutual: require mutual nearest neighbours.
         query_max_keypoints: match only the query's strongest keypoints (None: all).
         database_max_keypoints: read only each candidate's strongest keypoints from the store (None: all).
-        precision: "float32", or "bfloat16" matrix products (faster on CPUs with AMX/AVX512-BF16).
+        precision: "float32", or "bfloat16" matrix products (several times faster on CPUs with AMX or
+            AVX512-BF16; non-negative descriptors such as RootSIFT only).
+        device: torch device of the matching ("cpu", "cuda"); verification runs on the CPU.
     """
 
     ratio: float = 0.8
@@ -72,6 +74,7 @@ class MatchingConfig:
     query_max_keypoints: int | None = None
     database_max_keypoints: int | None = None
     precision: MatmulPrecision = "float32"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio <= 1.0:
@@ -306,6 +309,9 @@ def rerank(
         store: the database features.
         config: the method and its settings.
         top_k: how many candidates to re-rank.
+
+    Raises:
+        KeyError: a re-ranked candidate id is not in the store.
     """
     global_scores = np.asarray(global_scores, dtype=np.float64)
     if global_scores.shape != (len(candidate_ids),):
@@ -338,6 +344,7 @@ def rerank(
             ratio=matching.ratio,
             mutual=matching.mutual,
             precision=matching.precision,
+            device=matching.device,
         )
         head_matches = np.array([len(pairs) for pairs in matches], dtype=np.int64)
         num_matches[head] = head_matches
