@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from retrieval.images import load_gray
 from retrieval.local_features import LocalFeatureExtractor
 from retrieval.matching import (
     MIN_SAMPLE_SIZES,
@@ -14,6 +15,7 @@ from retrieval.matching import (
     match_descriptors_batched,
     verify_matches,
 )
+from tests.conftest import REALPHOTOS, requires_realphotos
 from tests.test_local_features import textured_scene
 
 # A perspective warp: mild rotation, shear, translation and foreshortening.
@@ -213,6 +215,27 @@ def test_verification_recovers_a_known_homography_within_a_pixel(warped_pair):
     # Every inlier is consistent with the true warp.
     projected = cv2.perspectiveTransform(source[None], WARP)[0]
     assert np.linalg.norm(projected - target, axis=1).max() < 3.0
+
+
+@requires_realphotos
+def test_verification_recovers_a_homography_on_a_real_photo():
+    photo = load_gray(REALPHOTOS / "images" / "fountain_p11" / "000.jpg", max_side=640)
+    height, width = photo.shape
+    extractor = LocalFeatureExtractor("rootsift", max_keypoints=1000)
+    original, warped = extractor(photo), extractor(cv2.warpPerspective(photo, WARP, (width, height)))
+    matches = match_descriptors(original.descriptors, warped.descriptors)
+    inliers = verify_matches(
+        original.keypoints, warped.keypoints, matches, model="homography", threshold_px=2.0
+    )
+    assert inliers.sum() > 100
+    fitted, _ = cv2.findHomography(
+        original.keypoints[matches[inliers, 0], :2], warped.keypoints[matches[inliers, 1], :2], 0
+    )
+    corners = np.array([[[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]]], np.float32)
+    error = np.linalg.norm(
+        cv2.perspectiveTransform(corners, fitted) - cv2.perspectiveTransform(corners, WARP), axis=2
+    )
+    assert error.max() < 1.0
 
 
 def test_fundamental_and_affine_models_verify_the_warp(warped_pair):
