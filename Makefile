@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := data/demo
+COLLECTION := outputs/collections/demo
+LAST_CKPT = $(lastword $(sort $(wildcard outputs/train/runs/*/checkpoints/last.ckpt)))
 # One torch thread is faster than two on a 2-core CPU; override with `make train TORCH_THREADS=8`.
 TORCH_THREADS ?= 1
 export OMP_NUM_THREADS ?= $(TORCH_THREADS)
@@ -31,8 +33,13 @@ train: demo
 index: demo
 	$(PY) index.py $(ARGS)
 
-serve: demo
+serve: demo $(COLLECTION)/collection.json
 	$(PY) serve.py $(ARGS)
+
+# The collection `make serve` serves: the demo index, described by the newest `make train` checkpoint when
+# there is one (the pretrained network otherwise); rebuilt when the demo data or a newer checkpoint appear.
+$(COLLECTION)/collection.json: $(DEMO)/.complete $(LAST_CKPT)
+	$(PY) index.py $(if $(LAST_CKPT),ckpt_path=$(LAST_CKPT))
 
 test: demo
 	$(PY) -m pytest $(ARGS)

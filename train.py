@@ -66,10 +66,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("after training:  %s", _format(results["after"]))
     finally:
         _finish_wandb()
-    results_path = output_dir / "results.json"
-    results_path.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-    log.info("results written to %s", results_path)
+    if trainer.is_global_zero:
+        results_path = output_dir / "results.json"
+        results_path.write_text(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2))
+        log.info("results written to %s", results_path)
     return results
 
 

@@ -52,6 +52,7 @@ class DescriptorModule(pl.LightningModule):
         self.gem_lr_multiplier = gem_lr_multiplier
         self._val_embeddings: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
+        self._val_indices: list[torch.Tensor] = []
         self._skipped = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,17 +85,25 @@ class DescriptorModule(pl.LightningModule):
             return
         self._val_embeddings.append(self(batch["image"]).float())
         self._val_labels.append(batch["label"])
+        self._val_indices.append(batch["index"])
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_embeddings:
             return
         embeddings = torch.cat(self._val_embeddings)
         labels = torch.cat(self._val_labels)
+        indices = torch.cat(self._val_indices)
         self._val_embeddings.clear()
         self._val_labels.clear()
+        self._val_indices.clear()
         if self.trainer.world_size > 1:
             embeddings = self.all_gather(embeddings).flatten(0, 1)
             labels = self.all_gather(labels).flatten(0, 1)
+            # The distributed sampler pads the ranks' shares with repeated images: keep each image once.
+            indices = self.all_gather(indices).flatten(0, 1)
+            _, first = np.unique(indices.cpu().numpy(), return_index=True)
+            keep = torch.from_numpy(first).to(embeddings.device)
+            embeddings, labels = embeddings[keep], labels[keep]
         scores = leave_one_out_scores(embeddings, labels)
         self.log_dict({f"val/{name}": value for name, value in scores.items()}, prog_bar=True)
 

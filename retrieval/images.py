@@ -24,6 +24,10 @@ class ImageLoadError(ValueError):
     """An image that cannot be decoded into a usable picture; the message names the file and the reason."""
 
 
+class ImageTooLargeError(ImageLoadError):
+    """An image with more pixels than :data:`MAX_PIXELS` (or than PIL's decompression-bomb guard allows)."""
+
+
 def _to_8bit_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode (1, L, LA, P, RGBA, CMYK, I;16, I, F, YCbCr, ...) to 8-bit RGB."""
     if image.mode == "RGB":
@@ -55,7 +59,7 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise ImageLoadError(
+                    raise ImageTooLargeError(
                         f"{path}: {image.width}x{image.height} exceeds {MAX_PIXELS} pixels; refusing to decode"
                     )
                 if max_side is not None and image.format == "JPEG":
@@ -68,13 +72,9 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
         raise
     except FileNotFoundError as error:
         raise ImageLoadError(f"{path}: file not found") from error
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLargeError(f"{path}: too many pixels to decode safely ({error})") from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageLoadError(f"{path}: cannot decode image ({error})") from error
     if max_side is not None and max(rgb.size) > max_side:
         rgb = resize_max_side(rgb, max_side)

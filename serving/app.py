@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retrieval.images import MAX_PIXELS, ImageLoadError, load_rgb
+from retrieval.images import ImageLoadError, ImageTooLargeError, load_rgb
 from retrieval.rerank import RerankConfig
 from retrieval.search_engine import SearchEngine
 from retrieval.visualize import draw_matches
@@ -151,9 +151,7 @@ def unreadable_upload_status(error: ImageLoadError) -> HTTPStatus:
     decompression-bomb guard), 422 for an image that cannot be decoded (truncated, corrupt)."""
     if isinstance(error.__cause__, UnidentifiedImageError):
         return HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-    if isinstance(error.__cause__, Image.DecompressionBombError | Image.DecompressionBombWarning) or (
-        f"exceeds {MAX_PIXELS} pixels" in str(error)
-    ):
+    if isinstance(error, ImageTooLargeError):
         return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     return HTTPStatus.UNPROCESSABLE_ENTITY
 

@@ -78,7 +78,6 @@ def test_resume_continues_from_a_checkpoint(tiny_demo, tmp_path):
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2
 
 
-@pytest.mark.slow
 def test_multirun_from_the_command_line(tiny_demo, tmp_path):
     command = [
         sys.executable,
@@ -127,3 +126,30 @@ def test_a_tuple_loss_with_the_classification_model_is_a_clear_error(tiny_demo, 
     )
     with pytest.raises(Exception, match="tuple loss"):
         train.build_model(cfg)
+
+
+def test_ddp_on_two_cpu_processes(tiny_demo, tmp_path):
+    """Mining and validation gather over ranks; the distributed sampler's padding is not double counted."""
+    command = [
+        sys.executable,
+        "train.py",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.fast_dev_run=true",
+        "logger=csv",
+        f"data.root={tiny_demo}",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"benchmarks.demo_gldv2.root={tiny_demo}",
+        "data.num_workers=0",
+        "data.image_size=64",
+        "data.tuples_per_epoch=4",
+        "mining.num_negatives=2",
+        "callbacks.retrieval_evaluation.max_side=96",
+        "callbacks.retrieval_evaluation.num_workers=0",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert 0 < results["after"]["val/mAP"] <= 1

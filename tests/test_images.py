@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from retrieval import images
+from retrieval.images import ImageLoadError, ImageTooLargeError, load_gray, load_rgb, resize_max_side
+
+
+def test_cmyk_grayscale_palette_and_16_bit_become_8_bit_rgb(tmp_path):
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")  # red in CMYK
+    Image.new("L", (8, 6), 77).save(tmp_path / "gray.png")
+    Image.fromarray(np.full((6, 8), 4000, dtype=np.uint16)).save(tmp_path / "deep.png")
+    palette = Image.new("P", (8, 6), 1)
+    palette.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    palette.save(tmp_path / "palette.png")
+    red = np.asarray(load_rgb(tmp_path / "cmyk.jpg")).astype(int)
+    assert red.shape == (6, 8, 3) and red[..., 0].min() > 200 and red[..., 1:].max() < 60
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "gray.png")), np.full((6, 8, 3), 77, np.uint8))
+    assert (
+        np.asarray(load_rgb(tmp_path / "deep.png")).max() == 255
+    )  # 16-bit range scaled, not clipped at 4000
+    assert tuple(np.asarray(load_rgb(tmp_path / "palette.png"))[0, 0]) == (10, 200, 30)
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    Image.new("RGBA", (4, 4), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert tuple(np.asarray(load_rgb(tmp_path / "clear.png"))[0, 0]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    Image.new("RGB", (40, 20)).save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_rgb(tmp_path / "rotated.jpg").size == (20, 40)
+
+
+def test_max_side_downscales_keeping_the_aspect_ratio(tmp_path):
+    Image.new("RGB", (400, 100), (0, 90, 0)).save(tmp_path / "wide.jpg")
+    assert load_rgb(tmp_path / "wide.jpg", max_side=100).size == (100, 25)
+    assert load_rgb(tmp_path / "wide.jpg", max_side=1000).size == (400, 100)  # never upscaled
+    assert load_gray(tmp_path / "wide.jpg", max_side=100).shape == (25, 100)
+    with pytest.raises(ValueError, match="positive"):
+        resize_max_side(Image.new("RGB", (4, 4)), 0)
+
+
+def test_missing_truncated_and_non_images_raise_image_load_error(tmp_path):
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(tmp_path / "full.jpg", quality=90)
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for name, reason in [
+        ("absent.jpg", "not found"),
+        ("truncated.jpg", "cannot decode"),
+        ("text.jpg", "cannot decode"),
+        ("empty.jpg", "cannot decode"),
+    ]:
+        with pytest.raises(ImageLoadError, match=reason):
+            load_rgb(tmp_path / name)
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 5000)
+    with pytest.raises(ImageTooLargeError, match="exceeds 5000 pixels"):
+        load_rgb(tmp_path / "big.png")
