@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
@@ -86,7 +87,9 @@ class RetrievalEvaluation(pl.Callback):
         self, trainer: pl.Trainer, name: str, benchmark: RetrievalBenchmark, result: BenchmarkResult
     ) -> None:
         rows = []
-        for query in range(min(self.num_pictured_queries, benchmark.num_queries)):
+        # Evenly spaced queries, so that the picture shows several landmarks.
+        pictured = np.unique(np.linspace(0, benchmark.num_queries - 1, self.num_pictured_queries).round().astype(int))
+        for query in pictured:
             top = result.ranking[query, : self.grid_size]
             rows.append(
                 render_ranking_grid(
