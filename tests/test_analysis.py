@@ -674,6 +674,27 @@ def test_filters_refuse_bad_flags_files(demo: Path, tmp_path: Path) -> None:
         clean_filters(unscored, drop_noisy_labels=True).excluded_ids()
 
 
+def test_training_data_uses_the_filters(demo: Path, demo_analysis: AnalysisOutputs, tmp_path: Path) -> None:
+    """`python train.py +filters@data.filters=clean data.filters.flags_file=...` trains on the filtered set."""
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data.root={demo}",
+                "data.clean=false",
+                f"paths.output_dir={tmp_path}",
+                "+filters@data.filters=clean",
+                f"data.filters.flags_file={demo_analysis.flags_file}",
+            ],
+        )
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    training_ids = set(datamodule.train_images.ids) | set(datamodule.val_images.ids)
+    excluded = clean_filters(demo_analysis.flags_file).excluded_ids()
+    all_ids = {image_id for image_id, _ in read_train_csv(demo / "train.csv")}
+    assert excluded and training_ids == all_ids - excluded
+
+
 @pytest.mark.parametrize("preset", ["clean", "strict"])
 def test_filter_presets_instantiate(preset: str, demo_analysis: AnalysisOutputs) -> None:
     config = OmegaConf.load(REPO_ROOT / "conf" / "filters" / f"{preset}.yaml")
