@@ -41,12 +41,16 @@ class ExtractionSettings:
         scales: image scales whose descriptors are aggregated (cirtorch: 1, 1/√2, 1/2).
         batch_size: images per forward pass (images of equal size are batched together).
         num_workers: decoding processes.
+        size_step: round both sides to a multiple of this many pixels (aspect ratio kept within
+            ``size_step / 2`` pixels), so that photos of many sizes share a few shapes and fill whole batches on a
+            GPU; ``None`` keeps every image's exact size (the published protocols' choice).
     """
 
     max_side: int = 1024
     scales: tuple[float, ...] = DEFAULT_SCALES
     batch_size: int = 16
     num_workers: int = 2
+    size_step: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -58,17 +62,24 @@ class ExtractionSettings:
             raise ValueError(f"scales must be positive, got {self.scales}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.size_step is not None and not 1 <= self.size_step <= self.max_side:
+            raise ValueError(f"size_step must be in [1, max_side] or None, got {self.size_step}")
 
 
 class _ExtractionDataset(Dataset):
     """Image i, cropped to its box, resized to ``max_side``, as a uint8 tensor (3, H, W); ``None`` if unreadable."""
 
     def __init__(
-        self, paths: Sequence[Path], boxes: Sequence[BoundingBox | None] | None, max_side: int
+        self,
+        paths: Sequence[Path],
+        boxes: Sequence[BoundingBox | None] | None,
+        max_side: int,
+        size_step: int | None = None,
     ) -> None:
         self.paths = list(paths)
         self.boxes = list(boxes) if boxes is not None else [None] * len(self.paths)
         self.max_side = max_side
+        self.size_step = size_step
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -85,8 +96,16 @@ class _ExtractionDataset(Dataset):
             x1, y1, x2, y2 = box
             image = image.crop((max(0, math.floor(x1)), max(0, math.floor(y1)), math.ceil(x2), math.ceil(y2)))
             image = resize_max_side(image, self.max_side)
+        if self.size_step is not None:
+            image = snap_size(image, self.size_step)
         array = np.asarray(image, dtype=np.uint8)
         return index, torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def snap_size(image: Image.Image, step: int) -> Image.Image:
+    """Resize so that both sides are multiples of ``step`` (at least ``step``), the nearest ones."""
+    width, height = (max(step, step * round(side / step)) for side in image.size)
+    return image if (width, height) == image.size else image.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def _first(samples: list[tuple[int, torch.Tensor | None]]) -> tuple[int, torch.Tensor | None]:
@@ -150,7 +169,7 @@ def extract_descriptors(
     descriptors = np.zeros((len(paths), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(paths), dtype=bool)
     loader = DataLoader(
-        _ExtractionDataset(paths, boxes, settings.max_side),
+        _ExtractionDataset(paths, boxes, settings.max_side, settings.size_step),
         batch_size=1,
         num_workers=settings.num_workers,
         collate_fn=_first,
@@ -193,7 +212,10 @@ def describe_images(
     net.eval().to(device)
     rows = []
     for image in images:
-        array = np.asarray(resize_max_side(image.convert("RGB"), settings.max_side), dtype=np.uint8)
+        resized = resize_max_side(image.convert("RGB"), settings.max_side)
+        if settings.size_step is not None:
+            resized = snap_size(resized, settings.size_step)
+        array = np.asarray(resized, dtype=np.uint8)
         pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).to(device)
         rows.append(_describe(net, pixels, settings.scales, multiscale_power(net)).cpu().numpy())
     net.train(was_training)
@@ -211,7 +233,11 @@ def cache_key(
         "descriptor_id": descriptor_id,
         "paths": [str(path) for path in paths],
         "boxes": [list(box) if box else None for box in boxes] if boxes is not None else None,
-        "settings": {key: value for key, value in asdict(settings).items() if key in ("max_side", "scales")},
+        "settings": {
+            key: value
+            for key, value in asdict(settings).items()
+            if key in ("max_side", "scales", "size_step")
+        },
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -1,0 +1,72 @@
+"""evaluate.py, index.py and search.py end to end on the tiny demo, through Hydra's compose API."""
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import evaluate
+import index
+import search
+from tests.conftest import REPO_ROOT
+
+
+def composed(config_name, *overrides):
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
+def test_evaluate_prints_and_writes_the_revisited_and_gldv2_tables(tiny_demo, tmp_path, capsys):
+    cfg = composed(
+        "evaluate",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"benchmarks.demo_gldv2.root={tiny_demo}",
+        f"paths.output_dir={tmp_path}",
+        "extraction.max_side=96",
+        "extraction.num_workers=0",
+        f"cache_dir={tmp_path}/cache",
+        "whitening.method=pca",
+        f"whitening.data_root={tiny_demo}",
+        "post.query_expansion_k=2",
+    )
+    report = evaluate.evaluate(cfg)
+    assert {"easy/mAP", "medium/mAP", "hard/mAP", "medium/mP@10"} <= set(report["results"]["rdemo"])
+    assert 0 < report["results"]["demo_gldv2"]["mAP@100"] <= 1
+    assert "### rdemo" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results.json").read_text())["results"] == report["results"]
+    assert (tmp_path / "results.md").is_file() and (tmp_path / "whitening.npz").is_file()
+
+
+@pytest.fixture(scope="module")
+def collection(tiny_demo, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("collection")
+    cfg = composed(
+        "index",
+        f"images_dir={tiny_demo}/index",
+        f"collection_dir={folder}",
+        "extraction.max_side=128",
+        "extraction.num_workers=0",
+        "local_features.max_keypoints=256",
+        "local_features.max_side=256",
+        "num_workers=0",
+    )
+    index.main(cfg)
+    return folder
+
+
+def test_index_writes_a_self_contained_collection(collection, tiny_demo):
+    manifest = json.loads((collection / "collection.json").read_text())
+    assert manifest["num_images"] == len(list((tiny_demo / "index").rglob("*.jpg")))
+    assert {"global", "local", "net.pt"} <= {path.name for path in collection.iterdir()}
+
+
+def test_search_writes_the_top_10_and_its_picture(collection, tiny_demo, tmp_path):
+    solution = (tiny_demo / "retrieval_solution_v2.1.csv").read_text().splitlines()[1:]
+    query_id, expected, _ = next(line.split(",") for line in solution if not line.split(",")[1] == "None")
+    query = next((tiny_demo / "test").rglob(f"{query_id}.jpg"))
+    cfg = composed("search", f"query={query}", f"collection_dir={collection}", f"paths.output_dir={tmp_path}")
+    search.main(cfg)
+    results = json.loads((tmp_path / "results.json").read_text())[query_id]["results"]
+    assert len(results) == min(10, len(list((tiny_demo / "index").rglob("*.jpg"))))
+    assert results[0]["image_id"].rsplit("/", 1)[-1] in expected.split()  # the best hit shows the landmark
+    assert (tmp_path / f"{query_id}.png").is_file()
