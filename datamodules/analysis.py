@@ -223,6 +223,21 @@ def _read_header(path: Path) -> _Header | None:
         return None
 
 
+def _undecodable(header: _Header | None, file_bytes: int, error: str) -> ImageProperties:
+    """An existing file that cannot be decoded: truncated when its header parses (and it is not just too big)."""
+    too_large = header is not None and header.width * header.height > MAX_PIXELS
+    return ImageProperties(
+        undecodable=True,
+        truncated=header is not None and not too_large,
+        format=header.format if header else "",
+        mode=header.mode if header else "",
+        width=header.width if header else None,
+        height=header.height if header else None,
+        file_bytes=file_bytes,
+        error=error[:200],
+    )
+
+
 def analyze_image(
     path: str | Path, settings: ImageAnalysisSettings = ImageAnalysisSettings()
 ) -> ImageProperties:
@@ -235,18 +250,9 @@ def analyze_image(
     try:
         rgb = load_rgb(path, max_side=settings.max_side)
     except ImageLoadError as error:
-        too_large = header is not None and header.width * header.height > MAX_PIXELS
-        return ImageProperties(
-            undecodable=True,
-            truncated=header is not None and not too_large,
-            format=header.format if header else "",
-            mode=header.mode if header else "",
-            width=header.width if header else None,
-            height=header.height if header else None,
-            file_bytes=file_bytes,
-            error=str(error).removeprefix(f"{path}: ")[:200],
-        )
-    assert header is not None  # load_rgb opened it, so the header parses
+        return _undecodable(header, file_bytes, str(error).removeprefix(f"{path}: "))
+    if header is None:  # load_rgb read it, so it was replaced between the two reads
+        return _undecodable(header, file_bytes, "the file changed while it was read")
     pixels = np.asarray(rgb)
     spread = channel_spread(pixels)
     residual = chroma_residual(rgb)
@@ -527,11 +533,6 @@ def file_digest(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _count_rows(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return max(0, sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")) - 1)
-
-
 def _write_chunk(path: Path, rows: list[list[str]]) -> None:
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w", newline="", encoding="utf-8") as handle:
@@ -610,7 +611,7 @@ def scan_images(
         if clean_csv.is_file()
         else None
     )
-    num_rows = _count_rows(train_csv)
+    num_rows = sum(1 for _ in iter_train_rows(train_csv))  # also checks every row before any work
     num_chunks = math.ceil(num_rows / chunk_size)
     chunk_paths = [chunk_folder / f"chunk_{index:06d}.csv" for index in range(num_chunks)]
     done = sum(1 for path in chunk_paths if path.is_file())
