@@ -149,7 +149,7 @@ class FeatureStoreWriter:
             self.completed_ids.update(index["skipped"])
         self._next_shard = shards[-1][0] + 1 if shards else 0
         self._shard_files: tuple[BinaryIO, BinaryIO] | None = None
-        self._entries: dict[str, list] = {}
+        self._entries: dict[str, tuple[int, int, list[int]]] = {}  # id -> (row offset, rows, [width, height])
         self._skipped: dict[str, str] = {}
         self._rows = 0
 
@@ -186,7 +186,7 @@ class FeatureStoreWriter:
         keypoint_file.write(np.ascontiguousarray(features.keypoints, dtype="<f4").tobytes())
         descriptor_dtype = "u1" if self.metadata.binary else "<f2"
         descriptor_file.write(np.ascontiguousarray(features.descriptors, dtype=descriptor_dtype).tobytes())
-        self._entries[image_id] = [self._rows, len(features), list(features.image_size)]
+        self._entries[image_id] = (self._rows, len(features), list(features.image_size))
         self._rows += len(features)
         self._finish_shard_if_full()
 
