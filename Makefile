@@ -11,7 +11,7 @@ TORCH_THREADS ?= 1
 export OMP_NUM_THREADS ?= $(TORCH_THREADS)
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo train test lint serve index clean
+.PHONY: setup demo train test lint serve index analyze clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,9 @@ train: demo
 
 index: demo
 	$(PY) index.py $(ARGS)
+
+analyze: demo
+	$(PY) experiments/analyze_dataset.py $(ARGS)
 
 serve: demo $(COLLECTION)/collection.json
 	$(PY) serve.py $(ARGS)

@@ -60,15 +60,15 @@ def main() -> None:
     )
     extract_descriptors(net, paths[: args.batch_size], settings, device=device, progress=False)  # warm-up
     rows = {}
-    for name, scales in (("framework, 1 scale", (1.0,)), ("framework, 3 scales", (1.0, 2**-0.5, 0.5))):
+    variants = (
+        ("framework, 1 scale", (1.0,), None),
+        ("framework, 3 scales", (1.0, 2**-0.5, 0.5), None),
+        ("framework, 1 scale, sizes snapped to 32 px", (1.0,), 32),
+    )
+    for name, scales, size_step in variants:
         start = time.perf_counter()
-        extract_descriptors(
-            net,
-            paths,
-            ExtractionSettings(args.max_side, scales, args.batch_size, args.workers),
-            device=device,
-            progress=False,
-        )
+        variant = ExtractionSettings(args.max_side, scales, args.batch_size, args.workers, size_step=size_step)
+        extract_descriptors(net, paths, variant, device=device, progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize()
         rows[name] = len(paths) / (time.perf_counter() - start)
