@@ -67,7 +67,9 @@ def main() -> None:
     )
     for name, scales, size_step in variants:
         start = time.perf_counter()
-        variant = ExtractionSettings(args.max_side, scales, args.batch_size, args.workers, size_step=size_step)
+        variant = ExtractionSettings(
+            args.max_side, scales, args.batch_size, args.workers, size_step=size_step
+        )
         extract_descriptors(net, paths, variant, device=device, progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize()

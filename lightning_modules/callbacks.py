@@ -88,7 +88,9 @@ class RetrievalEvaluation(pl.Callback):
     ) -> None:
         rows = []
         # Evenly spaced queries, so that the picture shows several landmarks.
-        pictured = np.unique(np.linspace(0, benchmark.num_queries - 1, self.num_pictured_queries).round().astype(int))
+        pictured = np.unique(
+            np.linspace(0, benchmark.num_queries - 1, self.num_pictured_queries).round().astype(int)
+        )
         for query in pictured:
             top = result.ranking[query, : self.grid_size]
             rows.append(

@@ -105,7 +105,9 @@ class _ExtractionDataset(Dataset):
 def snap_size(image: Image.Image, step: int) -> Image.Image:
     """Resize so that both sides are multiples of ``step`` (at least ``step``), the nearest ones."""
     width, height = (max(step, step * round(side / step)) for side in image.size)
-    return image if (width, height) == image.size else image.resize((width, height), Image.Resampling.BILINEAR)
+    return (
+        image if (width, height) == image.size else image.resize((width, height), Image.Resampling.BILINEAR)
+    )
 
 
 def _first(samples: list[tuple[int, torch.Tensor | None]]) -> tuple[int, torch.Tensor | None]:

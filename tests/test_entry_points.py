@@ -62,7 +62,7 @@ def test_index_writes_a_self_contained_collection(collection, tiny_demo):
 
 def test_search_writes_the_top_10_and_its_picture(collection, tiny_demo, tmp_path):
     solution = (tiny_demo / "retrieval_solution_v2.1.csv").read_text().splitlines()[1:]
-    query_id, expected, _ = next(line.split(",") for line in solution if not line.split(",")[1] == "None")
+    query_id, expected, _ = next(line.split(",") for line in solution if line.split(",")[1] != "None")
     query = next((tiny_demo / "test").rglob(f"{query_id}.jpg"))
     cfg = composed("search", f"query={query}", f"collection_dir={collection}", f"paths.output_dir={tmp_path}")
     search.main(cfg)

@@ -239,7 +239,12 @@ def test_matches_with_an_unknown_image_id_is_a_404(client, query):
         ("notes.txt", lambda jpeg: b"a landmark, honestly\n", 415, "notes.txt is not an image"),
         ("half.jpg", lambda jpeg: jpeg[: len(jpeg) // 2], 422, "half.jpg: cannot decode image"),
         ("empty.jpg", lambda jpeg: b"", 400, "empty.jpg is empty"),
-        ("bomb.png", lambda jpeg: png_header(20_000, 20_000), 413, "bomb.png: too many pixels to decode safely"),
+        (
+            "bomb.png",
+            lambda jpeg: png_header(20_000, 20_000),
+            413,
+            "bomb.png: too many pixels to decode safely",
+        ),
     ],
     ids=["not-an-image", "truncated", "empty", "too-many-pixels"],
 )
