@@ -1,0 +1,145 @@
+"""What the study scripts (RQ3, RQ4, the thesis table) share: the benchmark and the global network a config
+names, the global ranking, and the results written into the run folder (markdown, JSON, PNG) and logged to the
+configured experiment loggers (``logger=wandb``, offline without an API key; ``logger=none`` for none)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import WandbLogger
+
+from retrieval.benchmark import RetrievalBenchmark
+from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
+from retrieval.extract import ExtractionSettings
+from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
+from retrieval.studies import HEADLINE_METRICS
+
+
+def load_study_benchmark(cfg: DictConfig) -> RetrievalBenchmark:
+    """The benchmark ``cfg.benchmark`` names among ``cfg.sources``, restricted to ``cfg.max_queries`` queries."""
+    if cfg.benchmark not in cfg.sources:
+        raise ValueError(
+            f"benchmark={cfg.benchmark!r} is not one of the configured sources {sorted(cfg.sources)}"
+        )
+    return instantiate(cfg.sources[cfg.benchmark], max_queries=cfg.max_queries).load()
+
+
+def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[GlobalDescriptorNet, str, str]:
+    """The network of a checkpoint, or the pretrained ``net`` config when ``ckpt_path`` is None.
+
+    Returns:
+        the network (in eval mode), the id naming its weights (descriptor caches are keyed by it), and a
+        description for tables.
+    """
+    if ckpt_path:
+        net = GlobalDescriptorNet.from_checkpoint(ckpt_path)
+        return net.eval(), descriptor_id(net, ckpt_path), f"checkpoint {Path(ckpt_path).name}"
+    net = instantiate(net_cfg)
+    weights = net_cfg.pretrained_path or net_cfg.pretrained
+    return net.eval(), descriptor_id(net), f"{net_cfg.backbone}, pretrained ({weights}), no checkpoint"
+
+
+def global_ranking(
+    net: GlobalDescriptorNet, network_id: str, benchmark: RetrievalBenchmark, cfg: DictConfig
+) -> BenchmarkResult:
+    """The full global ranking of every query with ``cfg.extraction`` (descriptors cached in ``cfg.cache_dir``)."""
+    settings: ExtractionSettings = instantiate(cfg.extraction, scales=tuple(cfg.extraction.scales))
+    return evaluate_benchmark(
+        net,
+        benchmark,
+        settings,
+        network_id,
+        cache_dir=Path(cfg.cache_dir) / "descriptors",
+        device=resolve_device(cfg.device),
+        progress=cfg.progress,
+    )
+
+
+def percent(value: float) -> str:
+    """A fraction as a percentage with one decimal ("—" for NaN)."""
+    return "—" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def headline_names(benchmark: RetrievalBenchmark) -> tuple[str, ...]:
+    """The metrics the tables show for the benchmark's protocol."""
+    return HEADLINE_METRICS[benchmark.protocol]
+
+
+def write_results(
+    output_dir: str | Path, stem: str, markdown: str, report: Mapping[str, Any], figure: Figure
+) -> dict[str, Path]:
+    """``<stem>.md``, ``<stem>.json`` and ``<stem>.png`` in ``output_dir``; returns them by suffix."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {suffix: folder / f"{stem}.{suffix}" for suffix in ("md", "json", "png")}
+    files["md"].write_text(markdown + "\n")
+    files["json"].write_text(json.dumps(report, indent=2, default=str) + "\n")
+    figure.savefig(files["png"], dpi=120, bbox_inches="tight")
+    return files
+
+
+def log_results(
+    logger_cfg: DictConfig,
+    stem: str,
+    hyperparameters: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    table: tuple[Sequence[str], Sequence[Sequence[object]]],
+    files: Mapping[str, Path],
+) -> None:
+    """Hyperparameters and metrics to every configured logger; to W&B also the table, the plot and the files as
+    an artifact. Call inside :func:`finishing_wandb`."""
+    finite = {name: float(value) for name, value in metrics.items() if math.isfinite(value)}
+    for logger in (instantiate(entry) for entry in logger_cfg.values()):
+        logger.log_hyperparams(dict(hyperparameters))
+        logger.log_metrics(finite)
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            header, rows = table
+            run = logger.experiment
+            run.log(
+                {
+                    f"{stem}/table": wandb.Table(
+                        columns=list(header), data=[[str(c) for c in r] for r in rows]
+                    ),
+                    f"{stem}/plot": wandb.Image(str(files["png"])),
+                }
+            )
+            artifact = wandb.Artifact(stem, type="study")
+            for path in files.values():
+                artifact.add_file(str(path))
+            run.log_artifact(artifact)
+        logger.save()
+
+
+@contextmanager
+def finishing_wandb() -> Iterator[None]:
+    """Finish the W&B run, if one was started, however the block ends."""
+    try:
+        yield
+    finally:
+        if "wandb" in sys.modules:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+
+
+def settings_of(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
+    """The resolved values of ``keys`` of a config, for reports and logger hyperparameters."""
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in keys
+    }
