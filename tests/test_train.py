@@ -12,27 +12,35 @@ import train
 from tests.conftest import REPO_ROOT
 
 
+def tiny_overrides(demo_root, tuple_data=True):
+    """Overrides that make a run small: the tiny demo, 64-px images, few tuples, no worker processes."""
+    overrides = [
+        f"data.root={demo_root}",
+        f"benchmarks.rdemo.root={demo_root}/revisited",
+        f"benchmarks.demo_gldv2.root={demo_root}",
+        "data.num_workers=0",
+        "data.image_size=64",
+        "callbacks.retrieval_evaluation.max_side=96",
+        "callbacks.retrieval_evaluation.num_workers=0",
+    ]
+    if tuple_data:
+        overrides += ["data.tuples_per_epoch=4", "data.batch_size=2", "mining.num_negatives=2"]
+    return overrides
+
+
 def compose_train(demo_root, output_dir, *overrides):
     tuple_data = not any(override.startswith("data=") for override in overrides)
-    tuple_overrides = (
-        ["data.tuples_per_epoch=4", "data.batch_size=2", "mining.num_negatives=2"] if tuple_data else []
-    )
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         return compose(
             "train",
-            overrides=[
-                f"data.root={demo_root}",
-                f"benchmarks.rdemo.root={demo_root}/revisited",
-                f"benchmarks.demo_gldv2.root={demo_root}",
-                f"paths.output_dir={output_dir}",
-                "data.num_workers=0",
-                "data.image_size=64",
-                *tuple_overrides,
-                "callbacks.retrieval_evaluation.max_side=96",
-                "callbacks.retrieval_evaluation.num_workers=0",
-                *overrides,
-            ],
+            overrides=[*tiny_overrides(demo_root, tuple_data), f"paths.output_dir={output_dir}", *overrides],
         )
+
+
+def run_train_command(*arguments):
+    subprocess.run(
+        [sys.executable, "train.py", *arguments], cwd=REPO_ROOT, check=True, capture_output=True, timeout=600
+    )
 
 
 def test_fast_dev_run_trains_validates_and_writes_results(tiny_demo, tmp_path):
@@ -79,24 +87,31 @@ def test_resume_continues_from_a_checkpoint(tiny_demo, tmp_path):
 
 
 def test_multirun_from_the_command_line(tiny_demo, tmp_path):
-    command = [
-        sys.executable,
-        "train.py",
+    run_train_command(
         "-m",
         "loss.margin=0.5,0.7",
         "trainer.fast_dev_run=true",
         "logger=csv",
-        f"data.root={tiny_demo}",
-        f"benchmarks.rdemo.root={tiny_demo}/revisited",
-        f"benchmarks.demo_gldv2.root={tiny_demo}",
-        "data.num_workers=0",
-        "data.image_size=64",
-        "mining.num_negatives=2",
-        "callbacks.retrieval_evaluation.max_side=96",
+        *tiny_overrides(tiny_demo),
         f"hydra.sweep.dir={tmp_path}",
-    ]
-    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
+    )
     assert sorted(path.parent.name for path in tmp_path.glob("*/results.json")) == ["0", "1"]
+
+
+def test_ddp_on_two_cpu_processes(tiny_demo, tmp_path):
+    """Mining and validation gather over ranks; the distributed sampler's padding is not double counted."""
+    run_train_command(
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.fast_dev_run=true",
+        "logger=csv",
+        *tiny_overrides(tiny_demo),
+        f"hydra.run.dir={tmp_path}",
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert 0 < results["after"]["val/mAP"] <= 1
 
 
 @pytest.mark.parametrize("loss", ["arcface", "cross_entropy"])
@@ -126,30 +141,3 @@ def test_a_tuple_loss_with_the_classification_model_is_a_clear_error(tiny_demo, 
     )
     with pytest.raises(Exception, match="tuple loss"):
         train.build_model(cfg)
-
-
-def test_ddp_on_two_cpu_processes(tiny_demo, tmp_path):
-    """Mining and validation gather over ranks; the distributed sampler's padding is not double counted."""
-    command = [
-        sys.executable,
-        "train.py",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.precision=32-true",
-        "trainer.fast_dev_run=true",
-        "logger=csv",
-        f"data.root={tiny_demo}",
-        f"benchmarks.rdemo.root={tiny_demo}/revisited",
-        f"benchmarks.demo_gldv2.root={tiny_demo}",
-        "data.num_workers=0",
-        "data.image_size=64",
-        "data.tuples_per_epoch=4",
-        "mining.num_negatives=2",
-        "callbacks.retrieval_evaluation.max_side=96",
-        "callbacks.retrieval_evaluation.num_workers=0",
-        f"hydra.run.dir={tmp_path}",
-    ]
-    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert 0 < results["after"]["val/mAP"] <= 1
