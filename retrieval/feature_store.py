@@ -268,6 +268,7 @@ class FeatureStore:
             self._shard_rows[shard] = sum(index["counts"])
             self.skipped.update(index["skipped"])
         self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._raw_dtype = np.dtype("u1" if self.metadata.binary else "<f2")
 
     @property
     def ids(self) -> list[str]:
@@ -284,10 +285,9 @@ class FeatureStore:
         if shard not in self._maps:
             rows = self._shard_rows[shard]
             stem = _shard_stem(self.root, shard)
-            descriptor_dtype = np.dtype("u1" if self.metadata.binary else "<f2")
             if rows == 0:  # an empty file cannot be memory-mapped
                 keypoints = np.zeros((0, _KEYPOINT_COLUMNS), np.float32)
-                descriptors = np.zeros((0, self.metadata.dim), descriptor_dtype)
+                descriptors = np.zeros((0, self.metadata.dim), self._raw_dtype)
             else:
                 # Copy-on-write maps: the files stay read-only and the arrays writable, as torch requires.
                 keypoints = np.memmap(
@@ -295,12 +295,28 @@ class FeatureStore:
                 )
                 descriptors = np.memmap(
                     f"{stem}.descriptors.bin",
-                    dtype=descriptor_dtype,
+                    dtype=self._raw_dtype,
                     mode="c",
                     shape=(rows, self.metadata.dim),
                 )
             self._maps[shard] = (keypoints, descriptors)
         return self._maps[shard]
+
+    def _rows(self, image_id: str, max_keypoints: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Memory-mapped keypoint (n, 4) and raw descriptor (n, D) rows of one image (none if skipped)."""
+        if max_keypoints is not None and max_keypoints < 0:
+            raise ValueError(f"max_keypoints must be non-negative or None, got {max_keypoints}")
+        if image_id in self.skipped:
+            return np.zeros((0, _KEYPOINT_COLUMNS), np.float32), np.zeros(
+                (0, self.metadata.dim), self._raw_dtype
+            )
+        if image_id not in self._locations:
+            raise KeyError(f"image id {image_id!r} is not in the feature store {self.root}")
+        shard, offset, count = self._locations[image_id]
+        if max_keypoints is not None:
+            count = min(count, max_keypoints)
+        keypoints, descriptors = self._shard_arrays(shard)
+        return keypoints[offset : offset + count], descriptors[offset : offset + count]
 
     def get(self, image_id: str, max_keypoints: int | None = None) -> LocalFeatures:
         """Features of one image, its ``max_keypoints`` strongest only when given.
@@ -308,31 +324,39 @@ class FeatureStore:
         Raises:
             KeyError: the id was never added to the store.
         """
-        if max_keypoints is not None and max_keypoints < 0:
-            raise ValueError(f"max_keypoints must be non-negative or None, got {max_keypoints}")
-        if image_id in self.skipped:
-            return LocalFeatures.empty(self.metadata.dim, self.metadata.binary)
-        if image_id not in self._locations:
-            raise KeyError(f"image id {image_id!r} is not in the feature store {self.root}")
-        shard, offset, count = self._locations[image_id]
-        if max_keypoints is not None:
-            count = min(count, max_keypoints)
-        keypoints, descriptors = self._shard_arrays(shard)
-        rows = descriptors[offset : offset + count]
-        # torch converts float16 several times faster than numpy.
-        descriptor_rows = np.array(rows) if self.metadata.binary else torch.from_numpy(rows).float().numpy()
-        return LocalFeatures(
-            np.array(keypoints[offset : offset + count], dtype=np.float32),
-            descriptor_rows,
-            self._image_sizes[image_id],
-        )
+        return self.get_many([image_id], max_keypoints)[0]
 
     def __getitem__(self, image_id: str) -> LocalFeatures:
         return self.get(image_id)
 
     def get_many(self, image_ids: Sequence[str], max_keypoints: int | None = None) -> list[LocalFeatures]:
-        """Features of several images, in the order of ``image_ids``."""
-        return [self.get(image_id, max_keypoints) for image_id in image_ids]
+        """Features of several images, in the order of ``image_ids``; their arrays are views of one block
+        read and converted at once (per-image conversions cost more than the copy itself).
+
+        Raises:
+            KeyError: an id was never added to the store.
+        """
+        rows = [self._rows(image_id, max_keypoints) for image_id in image_ids]
+        if not rows:
+            return []
+        keypoints = np.concatenate([image_keypoints for image_keypoints, _ in rows]).astype(
+            np.float32, copy=False
+        )
+        descriptors = np.concatenate([image_descriptors for _, image_descriptors in rows])
+        if not self.metadata.binary:
+            descriptors = (
+                torch.from_numpy(descriptors).float().numpy()
+            )  # torch converts float16 faster than numpy
+        bounds = np.cumsum([len(image_keypoints) for image_keypoints, _ in rows])[:-1]
+        return [
+            LocalFeatures(image_keypoints, image_descriptors, self._image_size(image_id))
+            for image_id, image_keypoints, image_descriptors in zip(
+                image_ids, np.split(keypoints, bounds), np.split(descriptors, bounds), strict=True
+            )
+        ]
+
+    def _image_size(self, image_id: str) -> tuple[int, int]:
+        return self._image_sizes.get(image_id, (0, 0))
 
 
 def _limit_worker_threads() -> None:
