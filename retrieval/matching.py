@@ -259,36 +259,39 @@ class _BlockScorer:
         self.half_offset = 0.0  # K / 2 of the current bfloat16 block
 
     def _squared_norms(self, rows: torch.Tensor) -> torch.Tensor:
-        """(N,) float32 squared L2 norms of (N, D') rows; exact popcounts for unpacked bits (their own squares)."""
+        """(N,) squared L2 norms of (N, D') float32 rows; exact popcounts for unpacked bits (their own squares)."""
         if self.binary:
-            return rows.sum(dim=1, dtype=torch.float32)
-        # One pass, several times faster than vecdot; accumulates bfloat16 rows in float32.
-        return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float32).square_()
+            return rows.sum(dim=1)
+        return torch.linalg.vector_norm(rows, dim=1).square_()  # one pass, several times faster than vecdot
 
     def _score(self, candidate_descriptors: Sequence[np.ndarray]) -> torch.Tensor:
         """(Nq, G·width) ordered scores: float32 ``u``, or int16 views of bfloat16 ``u + K/2``."""
         num_query = len(self.query_squared_norms)
         columns = len(candidate_descriptors) * self.width
+        sizes = [len(descriptors) for descriptors in candidate_descriptors]
+        # One float32 block of every real row: one norm pass, one sign check, one conversion into the buffer.
+        rows = _matching_tensor(np.concatenate(candidate_descriptors), self.candidates.device)
+        if self.bfloat16 and bool(rows.amin() < 0):
+            raise ValueError(_NEGATIVE_BFLOAT16_MESSAGE)
+        dim = rows.shape[1]
         candidates = self.candidates[:columns]
-        candidates.zero_()
-        for slot, descriptors in enumerate(candidate_descriptors):
-            rows = _matching_tensor(descriptors, candidates.device)
-            candidates[slot * self.width : slot * self.width + len(rows), : rows.shape[1]] = rows
-        dim = self.matmul_query.shape[1] - 1 if self.bfloat16 else self.matmul_query.shape[1]
-        sizes = torch.tensor(
-            [len(descriptors) for descriptors in candidate_descriptors], device=candidates.device
-        )
-        is_padding = (torch.arange(self.width, device=candidates.device) >= sizes[:, None]).view(-1)
-        # Norms of the values the product sees (rounded to bfloat16 in that precision), padding at infinity.
         half_squared_norms = self.half_squared_norms[:columns]
-        torch.div(self._squared_norms(candidates[:, :dim]), 2, out=half_squared_norms)
-        half_squared_norms.masked_fill_(is_padding, torch.inf)
+        if all(size == self.width for size in sizes):
+            candidates[:, :dim] = rows
+            torch.div(self._squared_norms(rows), 2, out=half_squared_norms)
+        else:
+            slots = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+            starts = torch.repeat_interleave(torch.tensor(np.cumsum(sizes) - sizes), torch.tensor(sizes))
+            positions = (slots * self.width + torch.arange(len(rows)) - starts).to(rows.device)
+            candidates.zero_()
+            candidates[:, :dim].index_copy_(0, positions, rows.to(candidates.dtype))
+            half_squared_norms.fill_(torch.inf)
+            half_squared_norms.index_copy_(0, positions, self._squared_norms(rows) / 2)
+        is_padding = torch.isinf(half_squared_norms)
 
         if not self.bfloat16:
             scores = self.scores[: num_query * columns].view(num_query, columns)
             return torch.addmm(half_squared_norms.neg()[None, :], self.matmul_query, candidates.T, out=scores)
-        if bool(candidates[:, :dim].amin() < 0):
-            raise ValueError(_NEGATIVE_BFLOAT16_MESSAGE)
         self.half_offset = float(half_squared_norms.masked_fill(is_padding, -torch.inf).max())
         candidates[:, dim] = torch.where(is_padding, -1.0, self.half_offset - half_squared_norms)
         products = self.products[: num_query * columns].view(num_query, columns)
