@@ -118,12 +118,8 @@ SETTINGS = [
         min_tentative_matches=15,
         max_iters=1000,
     ),
-    replace(
-        budget(512, 512),
-        name="512/512, bfloat16, 2 torch + 2 RANSAC threads",
-        torch_threads=2,
-        verification_threads=2,
-    ),
+    replace(budget(512, 512), name="512/512, bfloat16, 2 RANSAC threads", verification_threads=2),
+    replace(budget(512, 512), name="512/512, bfloat16, 2 torch threads", torch_threads=2),
     replace(
         budget(2048, 2048),
         name="thesis E5 scoring (ratio count, no geometry), cached 2048/2048",
