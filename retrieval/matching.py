@@ -245,7 +245,6 @@ class _BlockScorer:
         self.bfloat16 = precision == "bfloat16"
         device = query.device
         columns = max_block_size * width
-        self.scores = torch.empty(num_query * columns, device=device)
         self.half_squared_norms = torch.empty(columns, device=device)
         if self.bfloat16:
             if bool(query.amin() < 0):
@@ -256,6 +255,7 @@ class _BlockScorer:
         else:
             self.matmul_query = query
             self.candidates = torch.empty(columns, dim, device=device)
+            self.scores = torch.empty(num_query * columns, device=device)
         self.half_offset = 0.0  # K / 2 of the current bfloat16 block
 
     def _squared_norms(self, rows: torch.Tensor) -> torch.Tensor:
