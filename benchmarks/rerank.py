@@ -162,8 +162,8 @@ class Elapsed:
 
 
 class Stopwatch:
-    """Measures wall-clock and process CPU time. On a machine shared with other jobs, the CPU time of a
-    single-threaded call is what it would take on the idle machine; the wall time is what it took here."""
+    """Measures wall-clock and process CPU time (all threads). For a single-threaded call the two agree unless
+    the process waits for a core; jobs sharing the cores still slow both down (caches, memory bandwidth)."""
 
     def __enter__(self) -> Stopwatch:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
@@ -292,10 +292,11 @@ def write_results(rows: list[Row], context: dict[str, object]) -> None:
         "",
         *(f"- {key}: {value}" for key, value in context.items()),
         "",
-        "Budgets are query / database keypoints (the strongest). CPU ms: this process's CPU time, what a",
-        "single-threaded setting takes on the idle machine; wall ms: what it took here, beside other jobs. Speed-ups",
-        "compare CPU times (wall times for the multi-threaded row). Separation columns: inliers alone (ratio-test",
-        "matches for the geometry-free row) on same-place vs different-place candidate pairs.",
+        "Budgets are query / database keypoints (the strongest). CPU ms: this process's CPU time (all threads);",
+        "wall ms: elapsed time. Other jobs share the two cores, so times move by tens of percent from run to run",
+        "(compare rows of one run). Speed-ups compare CPU times (wall times for multi-threaded rows). Separation",
+        "columns: inliers alone (ratio-test matches for the geometry-free row) on same-place vs different-place",
+        "candidate pairs.",
         "",
         header,
         "|" + " --- |" * (header.count("|") - 1),
