@@ -321,7 +321,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 feature_table(summaries, net.output_dim),
             ]
         )
-        report = {
+        report: dict[str, Any] = {
             "benchmark": benchmark.name,
             "protocol": benchmark.protocol,
             "num_queries": benchmark.num_queries,

@@ -4,7 +4,6 @@ Hydra study (RQ3, RQ4, the thesis table) on the tiny demo."""
 from __future__ import annotations
 
 import json
-import math
 
 import cv2
 import numpy as np
@@ -104,7 +103,7 @@ def test_inlier_reranking_lifts_the_true_match_the_global_ranking_put_second(cra
     for name, result in results.items():
         assert result.metrics["mAP"] >= global_map, name
         assert sorted(result.ranking[0]) == [0, 1, 2]
-        assert result.ms_per_query > 0
+        assert result.median_ms_per_query > 0
     for name in ("inliers", "fusion", "delg", "global_plus_inliers"):
         assert results[name].ranking[0, 0] == 1
         assert results[name].metrics["mAP"] == 1.0
@@ -393,7 +392,7 @@ def test_thesis_table_runs_on_the_tiny_demo(tiny_demo, tmp_path):
     assert "pretrained" in rows["E3"]["weights"]
     assert "No checkpoint was given for E2 and E3" in (tmp_path / "thesis.md").read_text()
     assert all(0 <= row["metrics"]["medium/mAP"] <= 1 for row in rows.values())
-    assert not math.isnan(rows["E5"]["ms_per_query"])
+    assert rows["E5"]["ms_per_query"] > 0 and rows["E1"]["ms_per_query"] is None
 
 
 def test_experiment_overlays_select_one_row_or_a_training_setup(tiny_demo, tmp_path):
