@@ -28,6 +28,7 @@ from retrieval.rerank import (
 )
 from retrieval.studies import (
     CnnPatchExtractor,
+    TwoLevelVocabulary,
     VocabularySettings,
     allocate_words,
     asmk_bytes_per_image,
@@ -274,9 +275,28 @@ def test_two_level_vocabulary_gives_every_cluster_its_share_of_words():
     rng = np.random.default_rng(1)
     points = np.concatenate([centre + rng.normal(size=(400, 2)).astype(np.float32) for centre in centres])
     vocabulary = train_vocabulary(points, 16, VocabularySettings(two_level_above=4, num_iterations=10))
-    assert vocabulary.num_words == 16
+    assert isinstance(vocabulary, TwoLevelVocabulary) and vocabulary.num_words == 16
     nearest_centre = np.linalg.norm(vocabulary.centroids[:, None] - centres[None], axis=2).argmin(axis=1)
     np.testing.assert_array_equal(np.bincount(nearest_centre, minlength=4), [4, 4, 4, 4])
+
+
+def test_two_level_assignment_is_exact_when_every_cell_is_probed_and_close_otherwise():
+    rng = np.random.default_rng(2)
+    descriptors = rng.normal(size=(3000, 8)).astype(np.float32)
+    vocabulary = train_vocabulary(
+        descriptors, 64, VocabularySettings(two_level_above=16, assignment_probes=2)
+    )
+    queries = rng.normal(size=(500, 8)).astype(np.float32)
+    exact = np.linalg.norm(queries[:, None] - vocabulary.centroids[None], axis=2).argsort(axis=1)[:, :3]
+    every_cell = TwoLevelVocabulary(
+        vocabulary.coarse, vocabulary.centroids, probes=vocabulary.coarse.num_words
+    )
+    np.testing.assert_array_equal(every_cell.assign(queries), exact[:, 0])
+    np.testing.assert_array_equal(every_cell.assign(queries, num_assignments=3), exact)
+    assert np.mean(vocabulary.assign(queries) == exact[:, 0]) > 0.8  # 2 of 8 cells
+    assert vocabulary.assign(np.zeros((0, 8), np.float32)).shape == (0,)
+    with pytest.raises(ValueError, match="probes"):
+        TwoLevelVocabulary(vocabulary.coarse, vocabulary.centroids, probes=0)
 
 
 def test_headline_metrics_and_tables():
