@@ -24,7 +24,7 @@ from retrieval.benchmark import RetrievalBenchmark
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
 from retrieval.extract import ExtractionSettings
 from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
-from retrieval.studies import HEADLINE_METRICS
+from retrieval.studies import HEADLINE_METRICS, files_fingerprint
 
 
 def load_study_benchmark(cfg: DictConfig) -> RetrievalBenchmark:
@@ -54,14 +54,20 @@ def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[Glo
 def global_ranking(
     net: GlobalDescriptorNet, network_id: str, benchmark: RetrievalBenchmark, cfg: DictConfig
 ) -> BenchmarkResult:
-    """The full global ranking of every query with ``cfg.extraction`` (descriptors cached in ``cfg.cache_dir``)."""
+    """The full global ranking of every query with ``cfg.extraction``.
+
+    Descriptors are cached under ``<cache_dir>/descriptors/<fingerprint>``: the descriptor cache is keyed by
+    image paths, and the fingerprint of the benchmark's files (sizes, modification times) keeps a rewritten
+    benchmark (a regenerated demo) from reading stale descriptors.
+    """
     settings: ExtractionSettings = instantiate(cfg.extraction, scales=tuple(cfg.extraction.scales))
+    fingerprint = files_fingerprint([*benchmark.database_paths, *benchmark.query_paths])[:16]
     return evaluate_benchmark(
         net,
         benchmark,
         settings,
         network_id,
-        cache_dir=Path(cfg.cache_dir) / "descriptors",
+        cache_dir=Path(cfg.cache_dir) / "descriptors" / fingerprint,
         device=resolve_device(cfg.device),
         progress=cfg.progress,
     )

@@ -8,8 +8,9 @@
   :func:`retrieval.rerank.rerank` for several methods at once, sharing the matching and verification work of
   methods that only score it differently (:func:`candidate_scores`), and scores the rankings.
 - Local-only retrieval with a codebook: :func:`codebook_retrieval` ranks the database by BoW tf-idf with an
-  inverted file, VLAD or ASMK on a vocabulary from :func:`train_vocabulary`, whose size
-  :func:`effective_num_words` scales down when the descriptors are too few to train it.
+  inverted file, VLAD or ASMK on a vocabulary from :func:`train_vocabulary` (in two levels for large ones,
+  :class:`TwoLevelVocabulary`), whose size :func:`effective_num_words` scales down when the descriptors are
+  too few to train it.
 - Bytes per image of each representation, the headline metrics of each protocol, and markdown tables.
 
 Pure torch/numpy/faiss/OpenCV: the Hydra scripts in ``experiments/`` wire these pieces to configs.
@@ -70,7 +71,7 @@ POSTING_BYTES = 8
 # Bytes of the image id of an ASMK entry (one per image and visual word).
 ASMK_IMAGE_ID_BYTES = 4
 
-# Query descriptors ASMK assigns to several visual words (the asmk package's default for queries).
+# Visual words each query descriptor is assigned to by ASMK (AsmkIndex's default).
 ASMK_QUERY_ASSIGNMENTS = 5
 
 CodebookKind = Literal["bow", "vlad", "asmk"]
@@ -201,12 +202,25 @@ def extract_local_features(
     return extractor(np.ascontiguousarray(gray[top:bottom, left:right]))
 
 
+def files_fingerprint(paths: Sequence[Path]) -> str:
+    """A hash of the files' paths, sizes and modification times: it changes when any file is rewritten (a
+    regenerated demo keeps its file names), without reading the files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            status = Path(path).stat()
+            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def _store_folder_name(benchmark: RetrievalBenchmark, extractor: LocalExtractor) -> str:
-    """``<benchmark>_<method>_<keypoints>kp_<side>px_<hash>``: the hash covers the database files, the
-    extractor's settings and, for CNN patches, the network."""
+    """``<benchmark>_<method>_<keypoints>kp_<side>px_<hash>``: the hash covers the database files (names, sizes
+    and modification times), the extractor's settings and, for CNN patches, the network."""
     metadata = store_metadata(extractor)
     content = {
-        "database": [str(path) for path in benchmark.database_paths],
+        "database": files_fingerprint(benchmark.database_paths),
         "metadata": asdict(metadata),
         "network": extractor.network_id if isinstance(extractor, CnnPatchExtractor) else None,
     }
@@ -247,8 +261,9 @@ def database_feature_store(
     progress: bool = True,
 ) -> FeatureStore:
     """The local features of the benchmark's database, extracted once into a folder of ``cache_dir`` named
-    after the benchmark, the settings and a hash of the database files, and read from there afterwards (a
-    partly built store is resumed). Store ids are the benchmark's database ids.
+    after the benchmark, the settings and a fingerprint of the database files, and read from there afterwards
+    (a partly built store is resumed; rewritten files give a new store). Store ids are the benchmark's
+    database ids.
 
     Args:
         num_workers: extraction processes for OpenCV features (CNN patches are extracted in this process).

@@ -196,6 +196,28 @@ def test_cnn_patches_come_from_the_feature_map_and_are_stored_once(crafted, tmp_
     assert len(list(tmp_path.iterdir())) == 2  # a store per network
 
 
+def test_rewritten_database_files_get_a_new_store(tmp_path):
+    paths = []
+    for index in range(2):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(textured_scene(index, 128, 96)).save(paths[-1])
+    benchmark = RetrievalBenchmark(
+        name="rewritten",
+        protocol="plain",
+        query_paths=paths[:1],
+        database_paths=paths,
+        ground_truth=[QueryGroundTruth(easy=np.array([1]), junk=np.array([0]))],
+        query_ids=["0"],
+        database_ids=["0", "1"],
+        query_boxes=[None],
+    )
+    first = database_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
+    Image.fromarray(textured_scene(7, 128, 96)).save(paths[1])
+    second = database_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
+    assert first.root != second.root
+    assert not np.array_equal(first.get("1").descriptors, second.get("1").descriptors)
+
+
 def unit_rows(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
     rows = rng.normal(size=(count, dim)).astype(np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
