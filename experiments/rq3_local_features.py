@@ -50,7 +50,7 @@ from experiments.study_outputs import (
 )
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.codebook import VisualVocabulary
-from retrieval.local_features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor
+from retrieval.local_features import BINARY_METHODS, LOCAL_FEATURE_METHODS, LocalFeatureExtractor
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import GlobalDescriptorNet, resolve_device
 from retrieval.studies import (
@@ -87,12 +87,13 @@ CODEBOOK_MARKERS = {"bow": "o", "vlad": "s", "asmk": "^"}
 
 @dataclass(frozen=True)
 class FeatureSummary:
-    """One local feature on the benchmark's database."""
+    """One local feature on the benchmark's database; ``codebook_dim`` is the width of the descriptors the
+    codebooks see (binary descriptors unpacked into bits)."""
 
     feature: str
     extractor: str
     mean_keypoints: float
-    descriptor_bits_or_dims: int
+    codebook_dim: int
     extract_ms_per_image: float
     store_bytes_per_image: float
 
@@ -124,7 +125,8 @@ def make_extractor(
         raise ValueError(
             f"features must be among {(*LOCAL_FEATURE_METHODS, CNN_PATCH_METHOD)}, got {feature!r}"
         )
-    return LocalFeatureExtractor(feature, cfg.local_features.max_keypoints, cfg.local_features.max_side)  # type: ignore[arg-type]
+    budget = cfg.local_features
+    return LocalFeatureExtractor(feature, budget.max_keypoints, budget.max_side)  # type: ignore[arg-type]
 
 
 def study_feature(
@@ -150,7 +152,7 @@ def study_feature(
         feature=feature,
         extractor=repr(extractor),
         mean_keypoints=mean_keypoints,
-        descriptor_bits_or_dims=all_descriptors.shape[1],
+        codebook_dim=all_descriptors.shape[1],
         extract_ms_per_image=extraction_ms_per_image(extractor, benchmark.database_paths, cfg.timing_images),
         store_bytes_per_image=local_feature_bytes_per_image(
             mean_keypoints, extractor.descriptor_dim, extractor.binary
@@ -232,7 +234,7 @@ def feature_table(summaries: list[FeatureSummary], global_dim: int) -> str:
         [
             FEATURE_LABELS[s.feature],
             f"{s.mean_keypoints:,.0f}",
-            f"{s.descriptor_bits_or_dims} {'bits' if s.feature in ('orb', 'akaze', 'brisk') else 'floats'}",
+            f"{s.codebook_dim} {'bits' if s.feature in BINARY_METHODS else 'floats'}",
             f"{s.extract_ms_per_image:,.1f}",
             f"{s.store_bytes_per_image:,.0f}",
         ]
