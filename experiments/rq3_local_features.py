@@ -309,11 +309,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 f"# RQ3 — local features × codebooks on {benchmark.name}",
                 "",
                 f"{benchmark.num_queries} queries, {benchmark.num_database} database images; retrieval by local "
-                "features only (vocabularies trained on the database's descriptors; binary descriptors unpacked "
-                f"to 0/1 floats). Reference: global GeM of {network_description} at max side "
-                f"{cfg.extraction.max_side}. Bytes per image: BoW 8 per posting (int32 id, float32 weight), "
-                "VLAD 4 per float, ASMK* per (image, word) an int32 id and one bit per descriptor dimension. "
-                "Times on this machine's CPU.",
+                "features only (vocabularies trained on the database's descriptors, those above "
+                f"{settings.two_level_above:,} words in two levels with each descriptor assigned among the words "
+                f"of its {settings.assignment_probes} nearest cells; binary descriptors unpacked to 0/1 floats). "
+                f"Reference: global GeM of {network_description} at max side {cfg.extraction.max_side}. Bytes "
+                "per image: BoW 8 per posting (int32 id, float32 weight), VLAD 4 per float, ASMK* per (image, "
+                "word) an int32 id and one bit per descriptor dimension. Times on this machine's CPU.",
                 "",
                 markdown_table(header, body),
                 "",
