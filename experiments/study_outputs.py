@@ -45,7 +45,7 @@ def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[Glo
     """
     if ckpt_path:
         net = GlobalDescriptorNet.from_checkpoint(ckpt_path)
-        return net.eval(), descriptor_id(net, ckpt_path), f"checkpoint {Path(ckpt_path).name}"
+        return net.eval(), descriptor_id(net, ckpt_path), f"checkpoint {ckpt_path}"
     net = instantiate(net_cfg)
     weights = net_cfg.pretrained_path or net_cfg.pretrained
     return net.eval(), descriptor_id(net), f"{net_cfg.backbone}, pretrained ({weights}), no checkpoint"
