@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
@@ -19,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from retrieval.images import load_rgb
+from retrieval.network import resolve_device
 from retrieval.search_engine import SearchEngine, list_images
 from retrieval.visualize import draw_matches, render_ranking_grid, stack_rows
 
@@ -27,14 +27,7 @@ log = logging.getLogger("search")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> None:
-    device = (
-        "cuda"
-        if cfg.device == "auto" and __import__("torch").cuda.is_available()
-        else "cpu"
-        if cfg.device == "auto"
-        else cfg.device
-    )
-    engine = SearchEngine(cfg.collection_dir, device=device)
+    engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
     rerank_config = instantiate(cfg.rerank) if cfg.get("rerank") else None
     query_path = Path(cfg.query)
     queries = list_images(query_path) if query_path.is_dir() else {query_path.stem: query_path}
@@ -43,22 +36,28 @@ def main(cfg: DictConfig) -> None:
     results = {}
     for name, path in queries.items():
         image = load_rgb(path)
-        hits = engine.search(image, top_k=cfg.top_k, rerank_config=rerank_config, shortlist=cfg.shortlist)
-        results[name] = {"query": str(path), "results": [asdict(hit) for hit in hits]}
+        hits = engine.search(
+            image,
+            top_k=cfg.top_k,
+            rerank_config=rerank_config,
+            shortlist=cfg.shortlist,
+            with_correspondences=cfg.draw_matches,
+        )
+        results[name] = {"query": str(path), "results": [hit.summary() for hit in hits]}
         picture = render_ranking_grid(
             path, [Path(hit.path) for hit in hits], scores=[hit.score for hit in hits]
         )
         rows = [picture]
-        if cfg.draw_matches and rerank_config is not None:
-            for hit in hits:
-                matches = engine.correspondences(image, hit.image_id)
+        for hit in hits:
+            matches = hit.correspondences
+            if matches is not None and len(matches.inliers):
                 rows.append(
                     draw_matches(
                         image,
                         load_rgb(hit.path),
                         matches.query_points,
                         matches.database_points,
-                        matches.inliers,
+                        matches.inliers if matches.verified else None,
                         height=200,
                     )
                 )

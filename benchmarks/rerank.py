@@ -44,16 +44,11 @@ from retrieval.extract import ExtractionSettings, extract_cached
 from retrieval.feature_store import FeatureStore, build_feature_store
 from retrieval.images import load_gray
 from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
-from retrieval.matching import MatmulPrecision
+from retrieval.matching import MatchingConfig, MatmulPrecision
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import OFFLINE_WEIGHTS, GlobalDescriptorNet, descriptor_id
-from retrieval.rerank import (
-    GlobalPlusInliersRerank,
-    MatchingConfig,
-    RatioCountRerank,
-    VerificationConfig,
-    rerank,
-)
+from retrieval.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
+from retrieval.verification import VerificationConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"

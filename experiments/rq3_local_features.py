@@ -38,38 +38,37 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments.study_outputs import (
+    extraction_ms_per_image,
     finishing_wandb,
     global_ranking,
     headline_names,
     load_global_network,
     load_study_benchmark,
     log_results,
+    markdown_table,
     percent,
     settings_of,
     write_results,
 )
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.codebook import VisualVocabulary
-from retrieval.local_features import BINARY_METHODS, LOCAL_FEATURE_METHODS, LocalFeatureExtractor
+from retrieval.cnn_patches import CNN_PATCH_METHOD
+from retrieval.codebook import (
+    CODEBOOK_KINDS,
+    codebook_descriptors,
+    codebook_retrieval,
+    dense_bytes_per_image,
+)
+from retrieval.evaluation import benchmark_feature_store, query_local_features
+from retrieval.feature_store import local_feature_bytes_per_image
+from retrieval.local_features import (
+    BINARY_METHODS,
+    LOCAL_FEATURE_METHODS,
+    LocalExtractor,
+    LocalFeatureExtractor,
+)
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.studies import (
-    CNN_PATCH_METHOD,
-    CODEBOOK_KINDS,
-    CnnPatchExtractor,
-    LocalExtractor,
-    VocabularySettings,
-    codebook_retrieval,
-    database_feature_store,
-    dense_bytes_per_image,
-    effective_num_words,
-    extraction_ms_per_image,
-    local_feature_bytes_per_image,
-    markdown_table,
-    matching_descriptors,
-    query_local_features,
-    train_vocabulary,
-)
+from retrieval.vocabulary import VisualVocabulary, VocabularySettings, effective_num_words, train_vocabulary
 
 log = logging.getLogger("rq3")
 
@@ -120,7 +119,7 @@ def make_extractor(
 ) -> LocalExtractor:
     """An OpenCV extractor with ``cfg.local_features``' budget, or the CNN patches of the global network."""
     if feature == CNN_PATCH_METHOD:
-        return CnnPatchExtractor(net, network_id, cfg.cnn_patches.max_side, cfg.cnn_patches.max_keypoints)
+        return instantiate(cfg.cnn_patches)(net=net, descriptor_id=network_id)
     if feature not in LOCAL_FEATURE_METHODS:
         raise ValueError(
             f"features must be among {(*LOCAL_FEATURE_METHODS, CNN_PATCH_METHOD)}, got {feature!r}"
@@ -139,13 +138,13 @@ def study_feature(
 ) -> tuple[FeatureSummary, list[CodebookRow]]:
     """Extract (or read) one local feature and run every codebook on it."""
     extractor = make_extractor(feature, cfg, net, network_id)
-    store = database_feature_store(
+    store = benchmark_feature_store(
         benchmark, extractor, Path(cfg.cache_dir) / "feature_stores", cfg.num_workers, cfg.progress
     )
     query_features = query_local_features(benchmark, extractor, store)
     database_features = store.get_many(benchmark.database_ids)
-    database_descriptors = [matching_descriptors(features) for features in database_features]
-    query_descriptors = [matching_descriptors(features) for features in query_features]
+    database_descriptors = [codebook_descriptors(features) for features in database_features]
+    query_descriptors = [codebook_descriptors(features) for features in query_features]
     all_descriptors = np.concatenate(database_descriptors)
     mean_keypoints = float(np.mean([len(features) for features in database_features]))
     summary = FeatureSummary(

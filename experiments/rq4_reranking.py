@@ -40,45 +40,37 @@ from experiments.study_outputs import (
     load_global_network,
     load_study_benchmark,
     log_results,
+    markdown_table,
     percent,
     settings_of,
     write_results,
 )
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.evaluation import BenchmarkResult
-from retrieval.feature_store import FeatureStore
-from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
-from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.rerank import (
-    CnnPatchRerank,
-    DelgRerank,
-    FusionRerank,
-    GlobalPlusInliersRerank,
-    InliersRerank,
-    RatioCountRerank,
-    RerankConfig,
-)
-from retrieval.studies import (
-    CnnPatchExtractor,
-    LocalExtractor,
+from retrieval.cnn_patches import CNN_PATCH_METHOD
+from retrieval.evaluation import (
+    BenchmarkResult,
     RerankedRanking,
-    database_feature_store,
-    markdown_table,
+    benchmark_feature_store,
+    evaluate_reranking,
     query_local_features,
-    rerank_benchmark,
 )
+from retrieval.feature_store import FeatureStore
+from retrieval.local_features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
+from retrieval.network import GlobalDescriptorNet, resolve_device
+from retrieval.rerank import KEYPOINTS, RerankMethod
 
 log = logging.getLogger("rq4")
 
 GLOBAL_ONLY = "none (global only)"
 
 
-def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[str, RerankConfig]:
-    """Every configured method by name; a fusion method becomes one entry per α of ``fusion_alphas``."""
-    configs: dict[str, RerankConfig] = {}
+def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[str, RerankMethod]:
+    """Every configured method by name; the fusion method (``methods.fusion``) becomes one entry per α of
+    ``fusion_alphas``."""
+    configs: dict[str, RerankMethod] = {}
     for key, method_cfg in methods_cfg.items():
         name, config = str(key), instantiate(method_cfg)
-        if isinstance(config, FusionRerank):
+        if name == "fusion":
             for alpha in fusion_alphas:
                 configs[f"{name}_alpha{alpha:g}"] = replace(config, alpha=float(alpha))
         else:
@@ -86,31 +78,11 @@ def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[
     return configs
 
 
-def describe(config: RerankConfig) -> str:
-    """A table label that states the method's formula."""
-    if isinstance(config, RatioCountRerank):
-        return f"ratio-count (E5): {config.alpha:g}·global + {1 - config.alpha:g}·match ratio, no geometry"
-    if isinstance(config, InliersRerank):
-        return "RANSAC inliers (ties: global)"
-    if isinstance(config, FusionRerank):
-        local = (
-            "match ratio"
-            if config.local_score == "match_ratio"
-            else f"min(inliers/{config.inliers_at_full_score}, 1)"
-        )
-        return f"fusion α={config.alpha:g}: α·global + (1−α)·{local}"
-    if isinstance(config, DelgRerank):
-        return f"DELG order (≥ {config.min_inliers} inliers first)"
-    if isinstance(config, GlobalPlusInliersRerank):
-        return f"global + {config.inlier_weight:g}·inliers"
-    return f"CNN patches (E7): {config.alpha:g}·global + {1 - config.alpha:g}·patch similarity"
-
-
 @dataclass(frozen=True, eq=False)
 class FeatureSource:
     """Methods that re-rank with one kind of local features, the database's store and every query's features."""
 
-    methods: dict[str, RerankConfig]
+    methods: dict[str, RerankMethod]
     extractor: LocalExtractor
     store: FeatureStore
     query_features: list[LocalFeatures]
@@ -118,27 +90,23 @@ class FeatureSource:
 
 def feature_sources(
     cfg: DictConfig,
-    configs: dict[str, RerankConfig],
+    configs: dict[str, RerankMethod],
     benchmark: RetrievalBenchmark,
     net: GlobalDescriptorNet,
     network_id: str,
 ) -> list[FeatureSource]:
     """Keypoint methods use ``cfg.local_features``; CNN-patch methods the global network's feature map."""
-    keypoint_methods: dict[str, RerankConfig] = {}
-    patch_methods: dict[str, RerankConfig] = {}
+    by_features: dict[str, dict[str, RerankMethod]] = {}
     for name, config in configs.items():
-        (patch_methods if isinstance(config, CnnPatchRerank) else keypoint_methods)[name] = config
-    wanted: list[tuple[dict[str, RerankConfig], LocalExtractor]] = []
-    if keypoint_methods:
-        wanted.append((keypoint_methods, instantiate(cfg.local_features)))
-    if patch_methods:
-        patches = cfg.cnn_patches
-        wanted.append(
-            (patch_methods, CnnPatchExtractor(net, network_id, patches.max_side, patches.max_keypoints))
-        )
+        by_features.setdefault(config.local_features, {})[name] = config
+    extractors: dict[str, LocalExtractor] = {
+        KEYPOINTS: instantiate(cfg.local_features),
+        CNN_PATCH_METHOD: instantiate(cfg.cnn_patches)(net=net, descriptor_id=network_id),
+    }
     sources = []
-    for methods, extractor in wanted:
-        store = database_feature_store(
+    for features, methods in by_features.items():
+        extractor = extractors[features]
+        store = benchmark_feature_store(
             benchmark, extractor, Path(cfg.cache_dir) / "feature_stores", cfg.num_workers, cfg.progress
         )
         sources.append(
@@ -159,7 +127,7 @@ def rerank_all(
         results[top_k] = {}
         for source in sources:
             results[top_k].update(
-                rerank_benchmark(
+                evaluate_reranking(
                     benchmark, global_result, source.query_features, source.store, source.methods, top_k
                 )
             )
@@ -168,7 +136,7 @@ def rerank_all(
 
 
 def results_table(
-    configs: dict[str, RerankConfig],
+    configs: dict[str, RerankMethod],
     results: dict[int, dict[str, RerankedRanking]],
     global_metrics: dict[str, float],
     metric_names: tuple[str, str],
@@ -182,7 +150,7 @@ def results_table(
         + [cell for _ in results for cell in (*map(percent, (global_metrics[m] for m in metric_names)), "—")]
     ]
     for name, config in configs.items():
-        row = [describe(config)]
+        row = [config.describe()]
         for by_method in results.values():
             reranked = by_method[name]
             row += [percent(reranked.metrics[metric_names[0]]), percent(reranked.metrics[metric_names[1]])]
@@ -192,7 +160,7 @@ def results_table(
 
 
 def plot(
-    configs: dict[str, RerankConfig],
+    configs: dict[str, RerankMethod],
     results: dict[int, dict[str, RerankedRanking]],
     global_metric: float,
     metric: str,
@@ -201,7 +169,7 @@ def plot(
     figure, (accuracy, speed) = plt.subplots(1, 2, figsize=(13, 5))
     top_ks = list(results)
     for name, config in configs.items():
-        label = describe(config)
+        label = config.describe()
         accuracy.plot(
             top_ks, [100 * results[k][name].metrics[metric] for k in top_ks], marker="o", label=label
         )
@@ -278,7 +246,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "global": global_result.metrics,
             "methods": {
                 name: {
-                    "label": describe(config),
+                    "label": config.describe(),
                     "config": asdict(config),
                     "features": features_used[name],
                     "top_k": {

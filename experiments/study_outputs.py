@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,16 @@ from pytorch_lightning.loggers import WandbLogger
 
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
-from retrieval.extract import ExtractionSettings
+from retrieval.extract import ExtractionSettings, files_fingerprint
+from retrieval.local_features import LocalExtractor
 from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
-from retrieval.studies import HEADLINE_METRICS, files_fingerprint
+
+# The metrics a study table shows for each protocol, the first being the one plots use.
+HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
+    "plain": ("mAP", "mP@5", "mP@10"),
+    "revisited": ("medium/mAP", "hard/mAP", "medium/mP@10"),
+    "gldv2": ("mAP@100", "recall@100"),
+}
 
 
 def load_study_benchmark(cfg: DictConfig) -> RetrievalBenchmark:
@@ -81,6 +89,30 @@ def percent(value: float) -> str:
 def headline_names(benchmark: RetrievalBenchmark) -> tuple[str, ...]:
     """The metrics the tables show for the benchmark's protocol."""
     return HEADLINE_METRICS[benchmark.protocol]
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table; every cell is written with ``str``."""
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"a row has {len(row)} cells for {len(header)} columns: {list(row)}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def extraction_ms_per_image(extractor: LocalExtractor, paths: Sequence[Path], max_images: int = 8) -> float:
+    """Mean milliseconds to extract the local features of one image (decoding included), measured in this
+    process on the first ``max_images`` of ``paths``."""
+    if max_images <= 0:
+        raise ValueError(f"max_images must be positive, got {max_images}")
+    sample = list(paths[:max_images])
+    if not sample:
+        raise ValueError("no image to time the extraction on")
+    start = time.perf_counter()
+    for path in sample:
+        extractor.from_path(path)
+    return 1000 * (time.perf_counter() - start) / len(sample)
 
 
 def write_results(

@@ -41,31 +41,25 @@ from experiments.study_outputs import (
     load_global_network,
     load_study_benchmark,
     log_results,
+    markdown_table,
     percent,
     settings_of,
     write_results,
 )
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.evaluation import BenchmarkResult
+from retrieval.codebook import CodebookKind, codebook_descriptors, codebook_retrieval
+from retrieval.evaluation import (
+    BenchmarkResult,
+    benchmark_feature_store,
+    evaluate_reranking,
+    query_local_features,
+)
 from retrieval.feature_store import FeatureStore
-from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
+from retrieval.local_features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.rerank import RerankConfig
-from retrieval.studies import (
-    CnnPatchExtractor,
-    CodebookKind,
-    LocalExtractor,
-    VocabularySettings,
-    codebook_retrieval,
-    database_feature_store,
-    effective_num_words,
-    markdown_table,
-    matching_descriptors,
-    query_local_features,
-    rerank_benchmark,
-    train_vocabulary,
-)
+from retrieval.rerank import RerankMethod
+from retrieval.vocabulary import VocabularySettings, effective_num_words, train_vocabulary
 
 log = logging.getLogger("thesis")
 
@@ -113,7 +107,7 @@ class Study:
 
     def features(self, extractor: LocalExtractor) -> tuple[FeatureStore, list[LocalFeatures]]:
         """The database store and the query features of ``extractor``."""
-        store = database_feature_store(
+        store = benchmark_feature_store(
             self.benchmark,
             extractor,
             Path(self.cfg.cache_dir) / "feature_stores",
@@ -134,7 +128,7 @@ class Study:
         extractor = self.sift()
         store, query_features = self.features(extractor)
         database = [
-            matching_descriptors(features) for features in store.get_many(self.benchmark.database_ids)
+            codebook_descriptors(features) for features in store.get_many(self.benchmark.database_ids)
         ]
         descriptors = np.concatenate(database)
         settings: VocabularySettings = instantiate(self.cfg.vocabulary)
@@ -143,7 +137,7 @@ class Study:
         retrieval = codebook_retrieval(
             kind,
             vocabulary,
-            [matching_descriptors(features) for features in query_features],
+            [codebook_descriptors(features) for features in query_features],
             database,
         )
         words = f"{num_words:,} words"
@@ -163,11 +157,11 @@ class Study:
         experiment: str,
         description: str,
         extractor: LocalExtractor,
-        config: RerankConfig,
+        config: RerankMethod,
         network: Network,
     ) -> Row:
         store, query_features = self.features(extractor)
-        reranked = rerank_benchmark(
+        reranked = evaluate_reranking(
             self.benchmark, network.ranking, query_features, store, {experiment: config}, self.cfg.top_k
         )[experiment]
         return Row(
@@ -201,9 +195,7 @@ def run_experiment(study: Study, experiment: str) -> Row:
     if experiment == "e7":
         network = study.network(cfg.e3_ckpt)
         config = instantiate(cfg.cnn_rerank)
-        extractor = CnnPatchExtractor(
-            network.net, network.network_id, cfg.cnn_patches.max_side, cfg.cnn_patches.max_keypoints
-        )
+        extractor = instantiate(cfg.cnn_patches)(net=network.net, descriptor_id=network.network_id)
         return study.rerank_row(
             "E7",
             f"E3 + CNN-patch re-ranking of the top {cfg.top_k}, "

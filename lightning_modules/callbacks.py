@@ -11,7 +11,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from datamodules.benchmarks import BenchmarkSource
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark, verdicts
+from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark
 from retrieval.extract import ExtractionSettings
 from retrieval.visualize import render_ranking_grid, stack_rows
 
@@ -26,23 +26,19 @@ class RetrievalEvaluation(pl.Callback):
 
     Args:
         benchmarks: name → source.
+        extraction: how descriptors are extracted.
+        post: query expansion, database-side augmentation and ranking depth (None: none, whole ranking).
         every_n_epochs: evaluation period during fit.
-        max_side / scales / batch_size / num_workers: extraction settings.
-        query_expansion_k / dba_k / alpha / top_k: post-processing (see ``PostProcessing``).
+        num_pictured_queries: queries shown in the picture (0: no picture).
+        grid_size: results shown per pictured query.
     """
 
     def __init__(
         self,
         benchmarks: dict[str, BenchmarkSource],
+        extraction: ExtractionSettings,
+        post: PostProcessing | None = None,
         every_n_epochs: int = 1,
-        max_side: int = 1024,
-        scales: tuple[float, ...] = (1.0,),
-        batch_size: int = 16,
-        num_workers: int = 2,
-        query_expansion_k: int = 0,
-        dba_k: int = 0,
-        alpha: float = 3.0,
-        top_k: int | None = None,
         num_pictured_queries: int = 4,
         grid_size: int = 10,
     ) -> None:
@@ -50,10 +46,8 @@ class RetrievalEvaluation(pl.Callback):
             raise ValueError(f"every_n_epochs must be at least 1, got {every_n_epochs}")
         self.sources = dict(benchmarks)
         self.every_n_epochs = every_n_epochs
-        self.settings = ExtractionSettings(
-            max_side=max_side, scales=tuple(scales), batch_size=batch_size, num_workers=num_workers
-        )
-        self.post = PostProcessing(query_expansion_k=query_expansion_k, dba_k=dba_k, alpha=alpha, top_k=top_k)
+        self.settings = extraction
+        self.post = post or PostProcessing()
         self.num_pictured_queries = num_pictured_queries
         self.grid_size = grid_size
         self.benchmarks: dict[str, RetrievalBenchmark] = {}
@@ -97,7 +91,7 @@ class RetrievalEvaluation(pl.Callback):
                 render_ranking_grid(
                     benchmark.query_paths[query],
                     [benchmark.database_paths[i] for i in top],
-                    verdicts(benchmark, query, top),
+                    benchmark.verdicts(query, top),
                     result.scores[query, : self.grid_size].tolist(),
                     thumbnail_size=96,
                 )

@@ -22,11 +22,14 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from retrieval.images import BoundingBox
+
 Protocol = Literal["revisited", "gldv2", "plain"]
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
-# Crop box of a query in pixels of the full image: (x1, y1, x2, y2).
-BoundingBox = tuple[float, float, float, float]
+# What a database image is to one query ("unknown" where there is no ground truth, e.g. a user's search).
+Verdict = Literal["positive", "negative", "junk", "unknown"]
+
 
 GLDV2_USAGES = ("Public", "Private")
 
@@ -209,6 +212,15 @@ class RetrievalBenchmark:
     @property
     def num_database(self) -> int:
         return len(self.database_paths)
+
+    def verdicts(self, query_index: int, result_indices: np.ndarray) -> list[Verdict]:
+        """Positive / negative / junk for each database index in ``result_indices`` (K,) of one query."""
+        truth = self.ground_truth[query_index]
+        positives, junk = set(truth.positives.tolist()), set(truth.junk.tolist())
+        return [
+            "positive" if i in positives else "junk" if i in junk else "negative"
+            for i in np.asarray(result_indices).tolist()
+        ]
 
     def select_queries(self, query_indices: np.ndarray | list[int]) -> RetrievalBenchmark:
         """The benchmark restricted to the given queries (in the given order); the database is unchanged."""

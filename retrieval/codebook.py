@@ -1,115 +1,41 @@
-"""Visual vocabularies and the encodings built on them: bag of words with tf-idf, VLAD, and ASMK.
+"""Encodings on a visual vocabulary (:mod:`retrieval.vocabulary`): bag of words with tf-idf, VLAD, and ASMK,
+and local-only retrieval with them.
 
-- :class:`VisualVocabulary`: k-means centroids (k from 16 to 64k) trained with faiss on a sample of local
-  descriptors, saved and loaded as a plain ``.npy`` (k, D) float32 array.
 - :func:`bow_encode`: the dense tf-idf bag of words of one image, L2-normalised; :class:`InvertedFile`
   searches a database of bags of words without ever materialising them (same scores, sparse).
 - :func:`vlad_encode`: VLAD (the thesis' E6), the sum of residuals to the nearest word per word, with
   intra-normalisation, power-law normalisation and a final L2 normalisation.
 - :class:`AsmkIndex`: Aggregated Selective Match Kernels through the ``asmk`` package (binarised aggregated
   residuals per word, a selective kernel, an inverted file).
+- :func:`codebook_retrieval`: ranks a database for every query with one of the three, timed, with the bytes
+  per image of the representation.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Literal, get_args
 
-import faiss
 import numpy as np
 from asmk import ASMKMethod
 from asmk import codebook as asmk_codebook
 from asmk import index as asmk_index
 
+from retrieval.local_features import LocalFeatures
+from retrieval.vocabulary import VisualVocabulary, as_float_descriptors
 
-def _check_descriptors(descriptors: np.ndarray, dim: int | None = None) -> np.ndarray:
-    """Validate (N, D) float descriptors and return them as contiguous float32."""
-    if descriptors.ndim != 2 or not np.issubdtype(descriptors.dtype, np.floating):
-        raise ValueError(
-            f"descriptors must be a float array (N, D), got {descriptors.dtype} {descriptors.shape}"
-        )
-    if dim is not None and descriptors.shape[1] != dim:
-        raise ValueError(f"descriptors have {descriptors.shape[1]} dimensions, the vocabulary has {dim}")
-    return np.ascontiguousarray(descriptors, dtype=np.float32)
+CodebookKind = Literal["bow", "vlad", "asmk"]
+CODEBOOK_KINDS: tuple[str, ...] = get_args(CodebookKind)
 
-
-class VisualVocabulary:
-    """k visual words: centroids (k, D) float32 and an exact faiss index that assigns descriptors to them."""
-
-    def __init__(self, centroids: np.ndarray):
-        centroids = _check_descriptors(centroids)
-        if len(centroids) == 0:
-            raise ValueError("a vocabulary needs at least one word")
-        self.centroids = centroids
-        self._index = faiss.IndexFlatL2(centroids.shape[1])
-        self._index.add(centroids)
-
-    @property
-    def num_words(self) -> int:
-        """k."""
-        return len(self.centroids)
-
-    @property
-    def dim(self) -> int:
-        """Descriptor dimension D."""
-        return int(self.centroids.shape[1])
-
-    @classmethod
-    def train(
-        cls,
-        descriptors: np.ndarray,
-        num_words: int,
-        max_training_descriptors: int = 500_000,
-        num_iterations: int = 20,
-        seed: int = 0,
-    ) -> VisualVocabulary:
-        """k-means on a random sample of at most ``max_training_descriptors`` of ``descriptors`` (N, D)."""
-        descriptors = _check_descriptors(descriptors)
-        if num_words <= 0:
-            raise ValueError(f"num_words must be positive, got {num_words}")
-        if len(descriptors) < num_words:
-            raise ValueError(f"cannot train {num_words} words from {len(descriptors)} descriptors")
-        if max_training_descriptors < num_words:
-            raise ValueError(
-                f"max_training_descriptors ({max_training_descriptors}) must be at least num_words ({num_words})"
-            )
-        if len(descriptors) > max_training_descriptors:
-            sample = np.random.default_rng(seed).choice(
-                len(descriptors), max_training_descriptors, replace=False
-            )
-            descriptors = descriptors[np.sort(sample)]
-        kmeans = faiss.Kmeans(
-            descriptors.shape[1],
-            num_words,
-            niter=num_iterations,
-            seed=seed,
-            max_points_per_centroid=max(1, len(descriptors) // num_words + 1),  # we sampled already
-            verbose=False,
-        )
-        kmeans.train(descriptors)
-        if kmeans.centroids is None:
-            raise RuntimeError("faiss k-means returned no centroids")
-        return cls(kmeans.centroids)
-
-    def save(self, path: str | Path) -> None:
-        """Write the centroids as a (k, D) float32 ``.npy``."""
-        np.save(Path(path), self.centroids, allow_pickle=False)
-
-    @classmethod
-    def load(cls, path: str | Path) -> VisualVocabulary:
-        """Read centroids written by :meth:`save`."""
-        return cls(np.load(Path(path), allow_pickle=False))
-
-    def assign(self, descriptors: np.ndarray, num_assignments: int = 1) -> np.ndarray:
-        """Nearest words of descriptors (N, D): (N,) int64, or (N, num_assignments) nearest first."""
-        descriptors = _check_descriptors(descriptors, self.dim)
-        if not 1 <= num_assignments <= self.num_words:
-            raise ValueError(f"num_assignments must be in [1, {self.num_words}], got {num_assignments}")
-        if len(descriptors) == 0:
-            shape = (0,) if num_assignments == 1 else (0, num_assignments)
-            return np.zeros(shape, dtype=np.int64)
-        _, word_ids = self._index.search(descriptors, num_assignments)
-        return word_ids[:, 0].copy() if num_assignments == 1 else word_ids
+# Bytes of one posting of an inverted file: an int32 image id and a float32 weight.
+POSTING_BYTES = 8
+# Bytes of the image id of an ASMK entry (one per image and visual word).
+ASMK_IMAGE_ID_BYTES = 4
+# Visual words each query descriptor is assigned to by ASMK (AsmkIndex's default).
+ASMK_QUERY_ASSIGNMENTS = 5
 
 
 def _check_word_ids(word_ids: np.ndarray, num_words: int) -> np.ndarray:
@@ -230,7 +156,7 @@ def vlad_encode(
         intra_normalize: L2-normalise each word's residual sum.
         power: power-law exponent in (0, 1], or None to skip it.
     """
-    descriptors = _check_descriptors(descriptors, vocabulary.dim)
+    descriptors = as_float_descriptors(descriptors, vocabulary.dim)
     if power is not None and not 0.0 < power <= 1.0:
         raise ValueError(f"power must be in (0, 1] or None, got {power}")
     word_ids = vocabulary.assign(descriptors)
@@ -306,7 +232,7 @@ class AsmkIndex:
         descriptors_per_image: Sequence[np.ndarray], dim: int
     ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Concatenated descriptors, their image ids, and the images that have any descriptor."""
-        checked = [_check_descriptors(descriptors, dim) for descriptors in descriptors_per_image]
+        checked = [as_float_descriptors(descriptors, dim) for descriptors in descriptors_per_image]
         nonempty = [image for image, descriptors in enumerate(checked) if len(descriptors)]
         if not nonempty:
             return np.zeros((0, dim), np.float32), np.zeros(0, np.int64), []
@@ -345,3 +271,114 @@ class AsmkIndex:
         scores = self.scores(descriptors_per_query)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
         return order, np.take_along_axis(scores, order, axis=1)
+
+
+def codebook_descriptors(features: LocalFeatures) -> np.ndarray:
+    """Descriptors (N, D) as float32 for codebooks: float descriptors as they are, packed binary descriptors
+    unpacked into (N, 8·D) zeros and ones."""
+    if features.binary:
+        return np.unpackbits(features.descriptors, axis=1).astype(np.float32)
+    return np.ascontiguousarray(features.descriptors, dtype=np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class CodebookRetrieval:
+    """Local-only retrieval with a codebook.
+
+    Attributes:
+        ranking: (Q, N) database indices per query, most similar first.
+        encode_ms_per_image: database encoding (word assignment and aggregation, index building) per image.
+        search_ms_per_query: query encoding and scoring of the whole database, per query.
+        bytes_per_image: the database representation per image (see :func:`bow_bytes_per_image`, ...).
+    """
+
+    ranking: np.ndarray
+    encode_ms_per_image: float
+    search_ms_per_query: float
+    bytes_per_image: float
+
+
+def codebook_retrieval(
+    kind: CodebookKind,
+    vocabulary: VisualVocabulary,
+    query_descriptors: Sequence[np.ndarray],
+    database_descriptors: Sequence[np.ndarray],
+) -> CodebookRetrieval:
+    """Rank the database for every query with local descriptors only.
+
+    - ``bow``: tf-idf bags of words (idf of the database) searched through an inverted file.
+    - ``vlad``: VLAD vectors (intra, power and L2 normalised) compared by inner product.
+    - ``asmk``: ASMK* (binarised aggregated residuals, selective kernel) with the asmk package; query
+      descriptors are assigned to up to 5 words.
+
+    Args:
+        kind: "bow", "vlad" or "asmk".
+        vocabulary: the visual words, trained on descriptors of the same kind.
+        query_descriptors: Q arrays (N_q, D) float32.
+        database_descriptors: N arrays (N_i, D) float32.
+    """
+    if kind not in CODEBOOK_KINDS:
+        raise ValueError(f"kind must be one of {CODEBOOK_KINDS}, got {kind!r}")
+    if not database_descriptors:
+        raise ValueError("the database is empty")
+    num_images, num_queries = len(database_descriptors), max(1, len(query_descriptors))
+    start = time.perf_counter()
+    if kind == "bow":
+        inverted_file = InvertedFile(
+            [vocabulary.assign(d) for d in database_descriptors], vocabulary.num_words
+        )
+        encode_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        ranking = np.stack([inverted_file.search(vocabulary.assign(d))[0] for d in query_descriptors])
+        search_seconds = time.perf_counter() - start
+        size = bow_bytes_per_image(len(inverted_file.posting_images), num_images)
+    elif kind == "vlad":
+        database_vlads = np.stack([vlad_encode(d, vocabulary) for d in database_descriptors])  # (N, k·D)
+        encode_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        query_vlads = np.stack([vlad_encode(d, vocabulary) for d in query_descriptors])  # (Q, k·D)
+        ranking = np.argsort(-(query_vlads @ database_vlads.T), axis=1, kind="stable")
+        search_seconds = time.perf_counter() - start
+        size = dense_bytes_per_image(database_vlads.shape[1])
+    else:
+        index = AsmkIndex(vocabulary, query_assignments=min(ASMK_QUERY_ASSIGNMENTS, vocabulary.num_words))
+        index.add(database_descriptors)
+        encode_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        ranking, _ = index.search(query_descriptors)
+        search_seconds = time.perf_counter() - start
+        entries = sum(len(np.unique(vocabulary.assign(d))) for d in database_descriptors)
+        size = asmk_bytes_per_image(entries, num_images, vocabulary.dim)
+    return CodebookRetrieval(
+        ranking=ranking.reshape(len(query_descriptors), num_images).astype(np.int64),
+        encode_ms_per_image=1000 * encode_seconds / num_images,
+        search_ms_per_query=1000 * search_seconds / num_queries,
+        bytes_per_image=size,
+    )
+
+
+def dense_bytes_per_image(dim: int, bytes_per_value: int = 4) -> int:
+    """A dense vector of ``dim`` values (a global descriptor, a VLAD), float32 by default."""
+    if dim <= 0 or bytes_per_value <= 0:
+        raise ValueError(f"dim and bytes_per_value must be positive, got {dim}, {bytes_per_value}")
+    return dim * bytes_per_value
+
+
+def bow_bytes_per_image(num_postings: int, num_images: int) -> float:
+    """An inverted file's bytes per image: 8 per posting (int32 image id, float32 tf-idf weight)."""
+    if num_images <= 0 or num_postings < 0:
+        raise ValueError(
+            f"num_images must be positive and num_postings non-negative, got {num_images}, {num_postings}"
+        )
+    return num_postings * POSTING_BYTES / num_images
+
+
+def asmk_bytes_per_image(num_entries: int, num_images: int, dim: int) -> float:
+    """ASMK*'s bytes per image: per (image, visual word) entry, an int32 image id and the binarised aggregated
+    residual (``dim`` bits, rounded up to bytes)."""
+    if num_images <= 0 or num_entries < 0 or dim <= 0:
+        raise ValueError(
+            "num_images and dim must be positive and num_entries non-negative, "
+            f"got {num_images}, {dim}, {num_entries}"
+        )
+    return num_entries * (ASMK_IMAGE_ID_BYTES + math.ceil(dim / 8)) / num_images

@@ -1,24 +1,38 @@
-"""The evaluation pipeline of one benchmark: extract → (whiten) → (DBA) → search → (αQE) → score.
+"""The evaluation pipeline of one benchmark: extract → (whiten) → (DBA) → search → (αQE) → score, and its
+re-ranking peer: the global top K of every query re-ranked with local features → score.
 
-Pure torch/numpy; the Lightning callback and ``evaluate.py`` are thin wrappers around :func:`evaluate_benchmark`.
+- :func:`evaluate_benchmark` scores a global network; the Lightning callback and ``evaluate.py`` wrap it.
+- :func:`benchmark_feature_store` extracts the local features of a benchmark's database once into a cached
+  :class:`~retrieval.feature_store.FeatureStore`; :func:`query_local_features` gives every query's features
+  with the store's settings, cropped to its box where the benchmark has one (Revisited).
+- :func:`evaluate_reranking` re-ranks every query's global top K with several methods at once, gathering the
+  evidence once for methods that share it (:meth:`~retrieval.rerank.RerankMethod.work_key`), and scores them.
+
+Pure torch/numpy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.extract import ExtractionSettings, extract_cached
+from retrieval.extract import ExtractionSettings, extract_cached, files_fingerprint
+from retrieval.feature_store import FeatureStore, StoreMetadata, build_feature_store
 from retrieval.index import exact_search
+from retrieval.local_features import LocalExtractor, LocalFeatures
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import GlobalDescriptorNet
 from retrieval.query_expansion import alpha_query_expansion, database_side_augmentation
-from retrieval.visualize import Verdict
+from retrieval.rerank import RerankMethod
 from retrieval.whitening import Whitening
 
 log = logging.getLogger(__name__)
@@ -124,10 +138,155 @@ def rank_and_score(
     return BenchmarkResult(metrics=metrics, ranking=ranking_array, scores=scores.cpu().numpy())
 
 
-def verdicts(benchmark: RetrievalBenchmark, query_index: int, result_indices: np.ndarray) -> list[Verdict]:
-    """Positive / negative / junk for each result of one query (for pictures)."""
-    truth = benchmark.ground_truth[query_index]
-    positives, junk = set(truth.positives.tolist()), set(truth.junk.tolist())
-    return [
-        "positive" if i in positives else "junk" if i in junk else "negative" for i in result_indices.tolist()
-    ]
+def _store_folder_name(benchmark: RetrievalBenchmark, extractor: LocalExtractor) -> str:
+    """``<benchmark>_<method>_<keypoints>kp_<side>px_<hash>``: the hash covers the database files (names, sizes
+    and modification times), the extractor's settings and the weights behind its descriptors."""
+    metadata = StoreMetadata.from_extractor(extractor)
+    content = {
+        "database": files_fingerprint(benchmark.database_paths),
+        "metadata": asdict(metadata),
+        "network": extractor.descriptor_id,
+    }
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{benchmark.name}_{metadata.method}_{metadata.max_keypoints}kp_{metadata.max_side}px_{digest}"
+
+
+def benchmark_feature_store(
+    benchmark: RetrievalBenchmark,
+    extractor: LocalExtractor,
+    cache_dir: str | Path,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> FeatureStore:
+    """The local features of the benchmark's database, extracted once into a folder of ``cache_dir`` named
+    after the benchmark, the settings and a fingerprint of the database files, and read from there afterwards
+    (a partly built store is resumed; rewritten files give a new store). Store ids are the benchmark's
+    database ids.
+
+    Args:
+        num_workers: extraction processes (for extractors that can run in workers).
+    """
+    root = Path(cache_dir) / _store_folder_name(benchmark, extractor)
+    images = dict(zip(benchmark.database_ids, benchmark.database_paths, strict=True))
+    return build_feature_store(root, images, extractor, num_workers=num_workers, progress=progress)
+
+
+def query_local_features(
+    benchmark: RetrievalBenchmark, extractor: LocalExtractor, store: FeatureStore
+) -> list[LocalFeatures]:
+    """Local features of every query with the settings of the database ``store``.
+
+    A query without a crop box whose file is a database image (leave-one-out benchmarks) is read from the
+    store: the same extractor already ran on the same file. Other queries are extracted, cropped to their box.
+
+    Raises:
+        ValueError: the store was built with other settings than ``extractor``'s.
+        retrieval.images.ImageLoadError: a query image cannot be read.
+    """
+    differences = store.metadata.mismatches(StoreMetadata.from_extractor(extractor))
+    if differences:
+        raise ValueError(f"the store holds other features than the extractor gives: {'; '.join(differences)}")
+    database_id_of = {
+        path: image_id
+        for image_id, path in zip(benchmark.database_ids, benchmark.database_paths, strict=True)
+    }
+    features = []
+    for path, box in zip(benchmark.query_paths, benchmark.query_boxes, strict=True):
+        if box is None and path in database_id_of and database_id_of[path] in store:
+            features.append(store.get(database_id_of[path]))
+        else:
+            features.append(extractor.from_path(path, box))
+    return features
+
+
+@dataclass(frozen=True, eq=False)
+class RerankedRanking:
+    """A benchmark's global ranking with every query's top K re-ranked.
+
+    Attributes:
+        ranking: (Q, N) database indices per query, best first: the re-ranked top K, then the rest of the
+            global ranking in its order.
+        metrics: the benchmark protocol's metrics of ``ranking`` (fractions).
+        median_ms_per_query: median over queries of the wall time of gathering the evidence (store reads,
+            matching, verification; shared by the methods that share it) and scoring. The median, because
+            other processes on a shared machine slow some calls down.
+    """
+
+    ranking: np.ndarray
+    metrics: dict[str, float]
+    median_ms_per_query: float
+
+
+def shortlist_positions(ranking_row: np.ndarray, junk: np.ndarray, top_k: int) -> np.ndarray:
+    """Positions (K,) in one query's ranking (N,) of its first ``top_k`` entries that are not junk.
+
+    Junk (the query itself in leave-one-out benchmarks) is removed from the ranking before it is scored, so a
+    junk candidate would only take the place of one that counts.
+    """
+    if top_k <= 0:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    return np.flatnonzero(~np.isin(ranking_row, junk))[:top_k]
+
+
+def evaluate_reranking(
+    benchmark: RetrievalBenchmark,
+    global_result: BenchmarkResult,
+    query_features: Sequence[LocalFeatures],
+    store: FeatureStore,
+    methods: Mapping[str, RerankMethod],
+    top_k: int,
+) -> dict[str, RerankedRanking]:
+    """Re-rank every query's global top ``top_k`` (junk excluded) with each method of ``methods``.
+
+    Methods with the same :meth:`~retrieval.rerank.RerankMethod.work_key` (e.g. inliers, fusion at any alpha,
+    DELG with the same matching and verification) gather the evidence once per query, with the first of them,
+    and each scores it.
+
+    Args:
+        benchmark: the benchmark; store ids are its database ids.
+        global_result: its global ranking (Q, N) and scores (Q, N), best first.
+        query_features: every query's local features, with the store's settings.
+        store: the database's local features.
+        methods: method name -> method.
+        top_k: candidates re-ranked per query.
+
+    Returns:
+        method name -> the re-ranked ranking, its metrics and its time per query.
+    """
+    if len(query_features) != benchmark.num_queries:
+        raise ValueError(f"{len(query_features)} query features for {benchmark.num_queries} queries")
+    if global_result.ranking.shape[0] != benchmark.num_queries:
+        raise ValueError(
+            f"the global ranking has {global_result.ranking.shape[0]} rows "
+            f"for {benchmark.num_queries} queries"
+        )
+    groups: dict[Hashable, list[str]] = {}
+    for name, method in methods.items():
+        groups.setdefault(method.work_key(), []).append(name)
+    rankings = {name: np.empty_like(global_result.ranking) for name in methods}
+    seconds: dict[str, list[float]] = {name: [] for name in methods}
+    for names in groups.values():
+        for query, features in enumerate(query_features):
+            row = global_result.ranking[query]
+            positions = shortlist_positions(row, benchmark.ground_truth[query].junk, top_k)
+            candidates = row[positions]
+            global_scores = global_result.scores[query, positions].astype(np.float64)
+            rest = np.delete(row, positions)
+            start = time.perf_counter()
+            evidence = methods[names[0]].gather(
+                features, [benchmark.database_ids[index] for index in candidates], store
+            )
+            gathered = time.perf_counter() - start
+            for name in names:
+                start = time.perf_counter()
+                order = np.argsort(-methods[name].score(global_scores, evidence), kind="stable")
+                seconds[name].append(gathered + time.perf_counter() - start)
+                rankings[name][query] = np.concatenate((candidates[order], rest))
+    return {
+        name: RerankedRanking(
+            ranking=rankings[name],
+            metrics=evaluate_ranking(rankings[name], benchmark),
+            median_ms_per_query=1000 * float(np.median(seconds[name])) if seconds[name] else float("nan"),
+        )
+        for name in methods
+    }

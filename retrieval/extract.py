@@ -22,13 +22,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from retrieval.images import ImageLoadError, load_rgb, resize_max_side
+from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
 from retrieval.network import GlobalDescriptorNet
 from retrieval.pooling import GeM
 
 log = logging.getLogger(__name__)
 
-BoundingBox = tuple[float, float, float, float]
 DEFAULT_SCALES = (1.0, 1 / math.sqrt(2), 0.5)
 
 
@@ -93,9 +92,10 @@ class _ExtractionDataset(Dataset):
             log.warning("extraction: %s", error)
             return index, None
         if box is not None:
-            x1, y1, x2, y2 = box
-            image = image.crop((max(0, math.floor(x1)), max(0, math.floor(y1)), math.ceil(x2), math.ceil(y2)))
-            image = resize_max_side(image, self.max_side)
+            try:
+                image = resize_max_side(crop(image, box), self.max_side)
+            except ValueError as error:
+                raise ValueError(f"{self.paths[index]}: {error}") from error
         if self.size_step is not None:
             image = snap_size(image, self.size_step)
         array = np.asarray(image, dtype=np.uint8)
@@ -222,6 +222,19 @@ def describe_images(
         rows.append(_describe(net, pixels, settings.scales, multiscale_power(net)).cpu().numpy())
     net.train(was_training)
     return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
+
+
+def files_fingerprint(paths: Sequence[Path]) -> str:
+    """A hash of the files' paths, sizes and modification times: it changes when any file is rewritten (a
+    regenerated demo keeps its file names), without reading the files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            status = Path(path).stat()
+            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
 
 
 def cache_key(

@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from retrieval.images import ImageLoadError
-from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
+from retrieval.local_features import LocalExtractor, LocalFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ STORE_FORMAT_VERSION = 1
 METADATA_FILE = "meta.json"
 DESCRIPTOR_DTYPES: tuple[str, ...] = ("float16", "uint8")
 _KEYPOINT_COLUMNS = 4
+# Bytes of one keypoint in a store: x, y, scale and angle in float32.
+KEYPOINT_BYTES = 4 * _KEYPOINT_COLUMNS
 # Extraction jobs queued per worker process, so that a million images do not become a million futures.
 _JOBS_PER_WORKER = 16
 
@@ -79,7 +81,7 @@ class StoreMetadata:
             )
 
     @classmethod
-    def from_extractor(cls, extractor: LocalFeatureExtractor) -> StoreMetadata:
+    def from_extractor(cls, extractor: LocalExtractor) -> StoreMetadata:
         """The metadata of a store built with ``extractor``."""
         return cls(
             method=extractor.method,
@@ -239,7 +241,7 @@ class FeatureStore:
             any difference raises ValueError. None accepts whatever the store holds.
     """
 
-    def __init__(self, root: str | Path, expected: LocalFeatureExtractor | StoreMetadata | None = None):
+    def __init__(self, root: str | Path, expected: LocalExtractor | StoreMetadata | None = None):
         self.root = Path(root)
         self.metadata = _read_metadata(self.root)
         if self.metadata.format_version != STORE_FORMAT_VERSION:
@@ -248,7 +250,7 @@ class FeatureStore:
                 f"{STORE_FORMAT_VERSION}; rebuild it"
             )
         if expected is not None:
-            if isinstance(expected, LocalFeatureExtractor):
+            if not isinstance(expected, StoreMetadata):
                 expected = StoreMetadata.from_extractor(expected)
             differences = self.metadata.mismatches(expected)
             if differences:
@@ -364,7 +366,7 @@ def _limit_worker_threads() -> None:
     cv2.setNumThreads(1)
 
 
-def _extract_or_reason(extractor: LocalFeatureExtractor, path: str) -> LocalFeatures | str:
+def _extract_or_reason(extractor: LocalExtractor, path: str) -> LocalFeatures | str:
     """Features of one image, or why it could not be read."""
     try:
         return extractor.from_path(path)
@@ -373,10 +375,11 @@ def _extract_or_reason(extractor: LocalFeatureExtractor, path: str) -> LocalFeat
 
 
 def _extract_in_order(
-    extractor: LocalFeatureExtractor, paths: Sequence[str], num_workers: int
+    extractor: LocalExtractor, paths: Sequence[str], num_workers: int
 ) -> Iterator[LocalFeatures | str]:
-    """Extraction results in the order of ``paths``, in ``num_workers`` processes (0: in this process)."""
-    if num_workers == 0:
+    """Extraction results in the order of ``paths``, in ``num_workers`` processes (0, or an extractor that
+    cannot run in workers: in this process)."""
+    if num_workers == 0 or not extractor.runs_in_workers:
         for path in paths:
             yield _extract_or_reason(extractor, path)
         return
@@ -394,7 +397,7 @@ def _extract_in_order(
 def build_feature_store(
     root: str | Path,
     images: Mapping[str, str | Path],
-    extractor: LocalFeatureExtractor,
+    extractor: LocalExtractor,
     num_workers: int = 0,
     shard_size: int = 512,
     progress: bool = True,
@@ -407,7 +410,8 @@ def build_feature_store(
         root: the store directory (created if missing).
         images: image id -> image path.
         extractor: the local feature extractor; queries must later use the same settings.
-        num_workers: extraction processes (0 extracts in this process).
+        num_workers: extraction processes (0 extracts in this process, as does an extractor that cannot run in
+            worker processes, e.g. CNN patches).
         shard_size: images per shard file.
         progress: show a tqdm progress bar.
 
@@ -444,3 +448,11 @@ def build_feature_store(
             skipped[0],
         )
     return FeatureStore(root, expected=metadata)
+
+
+def local_feature_bytes_per_image(mean_keypoints: float, dim: int, binary: bool) -> float:
+    """The feature store's bytes per image: per keypoint, 16 bytes of position, scale and angle plus the
+    descriptor (``dim`` float16 values, or ``dim`` bytes of packed bits)."""
+    if mean_keypoints < 0 or dim <= 0:
+        raise ValueError(f"mean_keypoints must be non-negative and dim positive, got {mean_keypoints}, {dim}")
+    return mean_keypoints * (KEYPOINT_BYTES + (dim if binary else 2 * dim))

@@ -7,11 +7,18 @@ well defined, and otherwise raise :class:`ImageLoadError`, which callers count a
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+# File suffixes of the images that folders are scanned for.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+# (x1, y1, x2, y2) in full-resolution pixels, as the Revisited ground truth gives query boxes.
+BoundingBox = tuple[float, float, float, float]
 
 # Refuse images above this many pixels (a decompression bomb or a scan, never a landmark photo).
 MAX_PIXELS = 200_000_000
@@ -93,3 +100,22 @@ def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:
 def load_gray(path: str | Path, max_side: int | None = None) -> np.ndarray:
     """Load an image as a uint8 grayscale array (H, W), for local feature detectors."""
     return np.asarray(load_rgb(path, max_side).convert("L"))
+
+
+def crop_region(width: int, height: int, box: BoundingBox) -> tuple[int, int, int, int]:
+    """Whole pixels (left, top, right, bottom) covering ``box`` in a ``width`` x ``height`` image, clipped to it.
+
+    Raises:
+        ValueError: the box lies outside the image.
+    """
+    x1, y1, x2, y2 = box
+    left, top = max(0, math.floor(x1)), max(0, math.floor(y1))
+    right, bottom = min(width, math.ceil(x2)), min(height, math.ceil(y2))
+    if right <= left or bottom <= top:
+        raise ValueError(f"crop box {box} lies outside the {width}x{height} image")
+    return left, top, right, bottom
+
+
+def crop(image: Image.Image, box: BoundingBox | None) -> Image.Image:
+    """The part of ``image`` inside ``box`` (see :func:`crop_region`), or the image itself for None."""
+    return image if box is None else image.crop(crop_region(image.width, image.height, box))

@@ -1,4 +1,4 @@
-"""Local features: keypoints with descriptors, from OpenCV detectors or from the cells of a CNN feature map.
+"""Local features: keypoints with descriptors, and the OpenCV detectors that extract them.
 
 Every :class:`LocalFeatures` keeps its keypoints strongest first (by detector response, or by activation norm
 for CNN patches), so that a smaller budget is always a prefix: ``features.top(512)`` is what a detector limited
@@ -6,20 +6,20 @@ to 512 keypoints would have kept. Keypoints are in pixels of the ORIGINAL image 
 before any downscaling to ``max_side``), with OpenCV's convention that pixel centres sit on integer coordinates.
 
 Descriptors are float32 for SIFT and RootSIFT and packed bits (uint8) for the binary methods; matching them is
-:mod:`retrieval.matching`'s job.
+:mod:`retrieval.matching`'s job. Any :class:`LocalExtractor` (OpenCV's here, the CNN patches of
+:mod:`retrieval.cnn_patches`) fills a feature store and describes queries the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 import cv2
 import numpy as np
-import torch
 
-from retrieval.images import load_gray
+from retrieval.images import BoundingBox, crop_region, load_gray
 
 LocalFeatureMethod = Literal["sift", "rootsift", "orb", "akaze", "brisk"]
 LOCAL_FEATURE_METHODS: tuple[str, ...] = get_args(LocalFeatureMethod)
@@ -113,6 +113,52 @@ class LocalFeatures:
         return ((points + 0.5) * scale - 0.5).astype(np.float32)
 
 
+class LocalExtractor(Protocol):
+    """What a feature store and re-ranking need of a local-feature extractor.
+
+    Attributes:
+        method: names the features ("rootsift", "orb", "cnn_patch", ...).
+        max_keypoints: features kept per image, strongest first.
+        max_side: longest image side at detection, in pixels.
+        descriptor_dim: descriptor width (float values, or bytes of packed bits).
+        binary: whether descriptors are packed bits.
+        descriptor_id: names learned weights behind the descriptors (None for hand-crafted features), so that
+            stores of different weights never mix.
+        runs_in_workers: whether extraction may run in worker processes (False for one that holds a network
+            on a device).
+    """
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def max_keypoints(self) -> int: ...
+
+    @property
+    def max_side(self) -> int: ...
+
+    @property
+    def descriptor_dim(self) -> int: ...
+
+    @property
+    def binary(self) -> bool: ...
+
+    @property
+    def descriptor_id(self) -> str | None: ...
+
+    @property
+    def runs_in_workers(self) -> bool: ...
+
+    def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
+        """Features of an image file, or of its crop ``box`` (full-resolution pixels; keypoints are then in
+        the crop's pixels).
+
+        Raises:
+            retrieval.images.ImageLoadError: the file is missing, corrupt or too large.
+        """
+        ...
+
+
 def _create_detector(method: str, max_keypoints: int) -> cv2.Feature2D:
     if method in ("sift", "rootsift"):
         return cv2.SIFT.create(nfeatures=max_keypoints)
@@ -131,6 +177,9 @@ class LocalFeatureExtractor:
     descriptors L1-normalised then square-rooted, hence L2-normalised. The extractor holds no OpenCV object,
     so it pickles into worker processes; a detector costs microseconds to create per call.
     """
+
+    descriptor_id: str | None = None
+    runs_in_workers = True
 
     def __init__(
         self, method: LocalFeatureMethod = "rootsift", max_keypoints: int = 2048, max_side: int = 1024
@@ -206,50 +255,15 @@ class LocalFeatureExtractor:
         dtype = np.uint8 if self.binary else np.float32
         return LocalFeatures(keypoints, np.ascontiguousarray(descriptors, dtype=dtype), image_size)
 
-    def from_path(self, path: str | Path) -> LocalFeatures:
+    def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
         """Extract features from an image file, read with :func:`retrieval.images.load_gray` at full resolution
-        so that keypoints come back in the original image's pixels.
+        so that keypoints come back in the original image's pixels (the crop's pixels, with ``box``).
 
         Raises:
             retrieval.images.ImageLoadError: the file is missing, corrupt or too large.
         """
-        return self(load_gray(path))
-
-
-def cnn_patch_features(feature_map: torch.Tensor, image_size: tuple[int, int]) -> LocalFeatures:
-    """Every cell of a CNN feature map as a local descriptor (the thesis' E7 patch features).
-
-    Args:
-        feature_map: (C, h, w) activations of one image.
-        image_size: (width, height) of the image the network saw, in pixels.
-
-    Returns:
-        h·w features, strongest first by activation L2 norm: descriptors (h·w, C) are the L2-normalised cell
-        activations; keypoints sit at the cell centres in image pixels, with scale = the cell's larger side
-        and no angle.
-    """
-    if feature_map.ndim != 3:
-        raise ValueError(f"feature_map must be (C, h, w), got shape {tuple(feature_map.shape)}")
-    width, height = image_size
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image_size must be a positive (width, height), got {image_size}")
-    channels, map_height, map_width = feature_map.shape
-    cells = feature_map.detach().to(device="cpu", dtype=torch.float32).reshape(channels, -1).T
-    norms = cells.norm(dim=1)
-    order = torch.argsort(norms, descending=True, stable=True)
-    descriptors = (cells / norms.clamp_min(1e-12)[:, None])[order]
-
-    cell_width, cell_height = width / map_width, height / map_height
-    rows, columns = torch.meshgrid(torch.arange(map_height), torch.arange(map_width), indexing="ij")
-    keypoints = torch.stack(
-        (
-            (columns.reshape(-1) + 0.5) * cell_width - 0.5,
-            (rows.reshape(-1) + 0.5) * cell_height - 0.5,
-            torch.full((map_height * map_width,), max(cell_width, cell_height)),
-            torch.full((map_height * map_width,), NO_ANGLE),
-        ),
-        dim=1,
-    )[order]
-    return LocalFeatures(
-        keypoints.numpy().astype(np.float32), descriptors.numpy().astype(np.float32), (width, height)
-    )
+        gray = load_gray(path)
+        if box is None:
+            return self(gray)
+        left, top, right, bottom = crop_region(gray.shape[1], gray.shape[0], box)
+        return self(np.ascontiguousarray(gray[top:bottom, left:right]))

@@ -1,4 +1,4 @@
-"""Tentative matching of local descriptors (ratio test, mutual nearest neighbours) and spatial verification.
+"""Tentative matching of local descriptors: the ratio test and mutual nearest neighbours.
 
 Distances are computed with matrix products: ``||a - b||² = ||a||² + ||b||² - 2 a·b`` (which is ``2 - 2 a·b``
 for L2-normalised descriptors such as RootSIFT). Binary descriptors (packed uint8 bits) are unpacked into 0/1
@@ -11,23 +11,18 @@ descriptor.
 
 :func:`match_descriptors` matches one pair; :func:`match_descriptors_batched` matches one query against many
 candidates with one large matrix product per block of candidates, and finds second neighbours and mutual
-partners without any full sort: this is the hot path of re-ranking.
+partners without any full sort: this is the hot path of re-ranking. :class:`MatchingConfig` holds the settings
+re-ranking matches with; :mod:`retrieval.verification` fits geometry to the matches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, get_args
 
-import cv2
 import numpy as np
 import torch
-
-GeometricModel = Literal["fundamental", "homography", "affine"]
-GEOMETRIC_MODELS: tuple[str, ...] = get_args(GeometricModel)
-
-# Fewest correspondences each model is estimated from (OpenCV's RANSAC for the fundamental matrix needs 8).
-MIN_SAMPLE_SIZES: dict[str, int] = {"fundamental": 8, "homography": 4, "affine": 3}
 
 MatmulPrecision = Literal["float32", "bfloat16"]
 MATMUL_PRECISIONS: tuple[str, ...] = get_args(MatmulPrecision)
@@ -44,6 +39,49 @@ _NEGATIVE_BFLOAT16_MESSAGE = (
 
 # Columns per group of the two-level nearest-neighbour reduction (candidates are padded to a multiple).
 _GROUP = 64
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """How re-ranking matches a query with its candidates (:func:`match_descriptors_batched`).
+
+    Attributes:
+        ratio: Lowe's ratio in (0, 1].
+        mutual: require mutual nearest neighbours.
+        query_max_keypoints: match only the query's strongest keypoints (None: all).
+        database_max_keypoints: read only each candidate's strongest keypoints from the store (None: all).
+        precision: "float32", or "bfloat16" matrix products (several times faster on CPUs with AMX or
+            AVX512-BF16; non-negative descriptors such as RootSIFT only).
+        device: torch device of the matching ("cpu", "cuda"); verification runs on the CPU.
+    """
+
+    ratio: float = 0.8
+    mutual: bool = True
+    query_max_keypoints: int | None = None
+    database_max_keypoints: int | None = None
+    precision: MatmulPrecision = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check_ratio(self.ratio)
+        for name in ("query_max_keypoints", "database_max_keypoints"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+        if self.precision not in MATMUL_PRECISIONS:
+            raise ValueError(f"precision must be one of {MATMUL_PRECISIONS}, got {self.precision!r}")
+
+    def notes(self) -> list[str]:
+        """What differs from matching every keypoint in float32, for labels (e.g. ``["512/256 keypoints"]``)."""
+        notes = []
+        if self.query_max_keypoints is not None or self.database_max_keypoints is not None:
+            budgets = (self.query_max_keypoints, self.database_max_keypoints)
+            notes.append(
+                "/".join("all" if budget is None else str(budget) for budget in budgets) + " keypoints"
+            )
+        if self.precision != "float32":
+            notes.append(self.precision)
+        return notes
 
 
 def _check_descriptor_pair(query_descriptors: np.ndarray, database_descriptors: np.ndarray) -> None:
@@ -358,73 +396,3 @@ class _BlockScorer:
         )
         counts = torch.bincount(slots, minlength=num_candidates).cpu().numpy()
         return np.split(pairs, np.cumsum(counts)[:-1])
-
-
-def verify_matches(
-    query_keypoints: np.ndarray,
-    database_keypoints: np.ndarray,
-    matches: np.ndarray,
-    model: GeometricModel = "fundamental",
-    threshold_px: float = 3.0,
-    method: int = cv2.USAC_MAGSAC,
-    confidence: float = 0.999,
-    max_iters: int = 10_000,
-) -> np.ndarray:
-    """Spatially verify tentative matches with a robust fit of a geometric model.
-
-    Args:
-        query_keypoints: (Nq, 2+) keypoints of the query; the first two columns are x, y in pixels.
-        database_keypoints: (Nd, 2+) keypoints of the database image.
-        matches: (M, 2) pairs (query index, database index).
-        model: "fundamental" (any rigid 3-D scene), "homography" (a plane, or a pure rotation) or "affine".
-        threshold_px: inlier threshold in pixels (reprojection error; Sampson distance for the fundamental
-            matrix).
-        method: OpenCV robust estimator flag, e.g. ``cv2.USAC_MAGSAC``, ``cv2.USAC_ACCURATE``, ``cv2.RANSAC``.
-        confidence: RANSAC confidence in (0, 1).
-        max_iters: most RANSAC iterations.
-
-    Returns:
-        (M,) bool inlier mask; all False when there are fewer matches than the model's minimal sample
-        (``MIN_SAMPLE_SIZES``) or when OpenCV finds the configuration degenerate.
-    """
-    if model not in GEOMETRIC_MODELS:
-        raise ValueError(f"model must be one of {GEOMETRIC_MODELS}, got {model!r}")
-    if threshold_px <= 0:
-        raise ValueError(f"threshold_px must be positive, got {threshold_px}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if max_iters <= 0:
-        raise ValueError(f"max_iters must be positive, got {max_iters}")
-    matches = np.asarray(matches)
-    if matches.ndim != 2 or matches.shape[1] != 2:
-        raise ValueError(f"matches must be an (M, 2) array of index pairs, got shape {matches.shape}")
-    no_inliers = np.zeros(len(matches), dtype=bool)
-    if len(matches) < MIN_SAMPLE_SIZES[model]:
-        return no_inliers
-
-    query_points = np.ascontiguousarray(query_keypoints[matches[:, 0], :2], dtype=np.float32)
-    database_points = np.ascontiguousarray(database_keypoints[matches[:, 1], :2], dtype=np.float32)
-    try:
-        if model == "fundamental":
-            _, mask = cv2.findFundamentalMat(
-                query_points, database_points, method, threshold_px, confidence, max_iters
-            )
-        elif model == "homography":
-            _, mask = cv2.findHomography(
-                query_points, database_points, method, threshold_px, maxIters=max_iters, confidence=confidence
-            )
-        else:
-            _, mask = cv2.estimateAffine2D(
-                query_points,
-                database_points,
-                method=method,
-                ransacReprojThreshold=threshold_px,
-                maxIters=max_iters,
-                confidence=confidence,
-            )
-    except cv2.error:
-        # OpenCV rejects some degenerate samples (e.g. every point identical) by raising.
-        return no_inliers
-    if mask is None:
-        return no_inliers
-    return mask.reshape(-1).astype(bool)

@@ -1,8 +1,10 @@
 """Re-ranking the global top-K with local features read from a :class:`~retrieval.feature_store.FeatureStore`.
 
-Database features are never re-extracted: they were stored once. One query is matched against all of its
-top-K candidates with one batched matcher call, and only candidates with enough tentative matches pay for a
-robust geometric fit. Methods, one typed config each:
+Database features are never re-extracted: they were stored once. A method first gathers the local evidence
+about the candidates (:meth:`RerankMethod.gather`), then scores them from it (:meth:`RerankMethod.score`);
+methods whose :meth:`~RerankMethod.work_key` is equal gather the same evidence, so a study scores many methods
+from one matching run. Keypoint methods match one query against all of its candidates with one batched
+matcher call, and only candidates with enough tentative matches pay for a robust geometric fit.
 
 - :class:`RatioCountRerank` (the thesis' E5): ``α·global + (1−α)·match ratio``, the match ratio being the
   ratio-test matches over the query's keypoints; no geometry.
@@ -21,28 +23,28 @@ equal scores keep the global order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
-import cv2
 import numpy as np
-import torch
 
+from retrieval.cnn_patches import CNN_PATCH_METHOD, patch_similarity
 from retrieval.feature_store import FeatureStore
 from retrieval.local_features import LocalFeatures
-from retrieval.matching import (
-    MIN_SAMPLE_SIZES,
-    GeometricModel,
-    MatmulPrecision,
-    match_descriptors,
-    match_descriptors_batched,
-    verify_matches,
-)
+from retrieval.matching import MatchingConfig, match_descriptors_batched
+from retrieval.verification import MIN_SAMPLE_SIZES, VerificationConfig, verify_matches
 
 LocalScore = Literal["match_ratio", "inliers"]
 LOCAL_SCORES: tuple[str, ...] = get_args(LocalScore)
+KEYPOINTS = "keypoints"
+
+
+def _bracketed(notes: list[str]) -> str:
+    """`` [a, b]`` after a label, or nothing without notes."""
+    return f" [{', '.join(notes)}]" if notes else ""
 
 
 def _check_alpha(alpha: float) -> None:
@@ -50,74 +52,129 @@ def _check_alpha(alpha: float) -> None:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
 
 
-def _check_budget(name: str, value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{name} must be positive or None, got {value}")
+@dataclass(frozen=True, eq=False)
+class PairCorrespondences:
+    """Tentative matches of one image pair, for drawing: (M, 2) float32 x, y in each ORIGINAL image's pixels,
+    an (M,) bool inlier mask, and whether a verification ran (without one, the mask is all False)."""
+
+    query_points: np.ndarray
+    database_points: np.ndarray
+    inliers: np.ndarray
+    verified: bool
+
+    @classmethod
+    def empty(cls) -> PairCorrespondences:
+        """No matches (a method that matches no keypoints)."""
+        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, dtype=bool), False)
 
 
-@dataclass(frozen=True)
-class MatchingConfig:
-    """Tentative matching (see :func:`retrieval.matching.match_descriptors_batched`).
-
-    Attributes:
-        ratio: Lowe's ratio in (0, 1].
-        mutual: require mutual nearest neighbours.
-        query_max_keypoints: match only the query's strongest keypoints (None: all).
-        database_max_keypoints: read only each candidate's strongest keypoints from the store (None: all).
-        precision: "float32", or "bfloat16" matrix products (several times faster on CPUs with AMX or
-            AVX512-BF16; non-negative descriptors such as RootSIFT only).
-        device: torch device of the matching ("cpu", "cuda"); verification runs on the CPU.
-    """
-
-    ratio: float = 0.8
-    mutual: bool = True
-    query_max_keypoints: int | None = None
-    database_max_keypoints: int | None = None
-    precision: MatmulPrecision = "float32"
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.ratio <= 1.0:
-            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
-        _check_budget("query_max_keypoints", self.query_max_keypoints)
-        _check_budget("database_max_keypoints", self.database_max_keypoints)
-
-
-@dataclass(frozen=True)
-class VerificationConfig:
-    """Spatial verification (see :func:`retrieval.matching.verify_matches`).
+@dataclass(frozen=True, eq=False)
+class LocalEvidence:
+    """What local features say about K candidates; every array is (K,), in the order of the candidates.
 
     Attributes:
-        model: "fundamental", "homography" or "affine".
-        threshold_px: inlier threshold in pixels at the detection resolution (keypoints are rescaled so that
-            the longest image side is the store's ``max_side``).
-        method: OpenCV robust estimator flag.
-        confidence: RANSAC confidence.
-        max_iters: most RANSAC iterations.
-        min_tentative_matches: candidates with fewer tentative matches are not verified and get 0 inliers;
-            at least the model's minimal sample.
-        num_threads: candidates verified in parallel (OpenCV releases the GIL).
+        num_matches: tentative matches (0 where nothing was matched).
+        num_inliers: verified inliers (0 where no verification ran).
+        match_ratio: tentative matches over the query keypoints that were matched.
+        patch_similarity: the CNN-patch similarity (0 for keypoint methods).
+        correspondences: K drawable correspondences (empty for patch methods).
     """
 
-    model: GeometricModel = "fundamental"
-    threshold_px: float = 3.0
-    method: int = cv2.USAC_MAGSAC
-    confidence: float = 0.999
-    max_iters: int = 10_000
-    min_tentative_matches: int = 12
-    num_threads: int = 1
+    num_matches: np.ndarray
+    num_inliers: np.ndarray
+    match_ratio: np.ndarray
+    patch_similarity: np.ndarray
+    correspondences: list[PairCorrespondences]
 
-    def __post_init__(self) -> None:
-        if self.model not in MIN_SAMPLE_SIZES:
-            raise ValueError(f"model must be one of {tuple(MIN_SAMPLE_SIZES)}, got {self.model!r}")
-        if self.min_tentative_matches < 0:
-            raise ValueError(f"min_tentative_matches must be non-negative, got {self.min_tentative_matches}")
-        if self.num_threads <= 0:
-            raise ValueError(f"num_threads must be positive, got {self.num_threads}")
+    def __len__(self) -> int:
+        return len(self.num_matches)
 
 
-@dataclass(frozen=True)
-class RatioCountRerank:
+class RerankMethod(ABC):
+    """A re-ranking method: :meth:`gather` reads the candidates' local evidence, :meth:`score` turns it and the
+    global scores into the re-ranked candidates' scores (higher first).
+
+    ``local_features`` names the features a method needs in the store: ``"keypoints"`` (any OpenCV method)
+    or ``"cnn_patch"``.
+    """
+
+    local_features: ClassVar[str]
+
+    @abstractmethod
+    def gather(
+        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
+    ) -> LocalEvidence:
+        """The evidence about each candidate (ids present in ``store``)."""
+
+    @abstractmethod
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        """(K,) float64 scores of K candidates from their (K,) global scores and their evidence."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A one-line label that states the method's formula (tables, the search page)."""
+
+    @abstractmethod
+    def work_key(self) -> Hashable:
+        """Methods with equal keys gather the same evidence and differ only in :meth:`score`."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeypointRerank(RerankMethod):
+    """Methods that match keypoint descriptors; :meth:`_verify` (geometry) is the step subclasses add."""
+
+    local_features: ClassVar[str] = KEYPOINTS
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+
+    def work_key(self) -> Hashable:
+        return (KEYPOINTS, self.matching)
+
+    def _verify(
+        self,
+        query: LocalFeatures,
+        candidates: Sequence[LocalFeatures],
+        matches: Sequence[np.ndarray],
+        detection_side: int,
+    ) -> list[np.ndarray] | None:
+        """(Mc,) bool inlier masks per candidate, or None when the method does not verify geometry."""
+        return None
+
+    def gather(
+        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
+    ) -> LocalEvidence:
+        _check_compatible(query, store)
+        query_used = query.top(self.matching.query_max_keypoints)
+        candidates = store.get_many(candidate_ids, self.matching.database_max_keypoints)
+        matches = match_descriptors_batched(
+            query_used.descriptors,
+            [candidate.descriptors for candidate in candidates],
+            ratio=self.matching.ratio,
+            mutual=self.matching.mutual,
+            precision=self.matching.precision,
+            device=self.matching.device,
+        )
+        masks = self._verify(query_used, candidates, matches, store.metadata.max_side)
+        num_matches = np.array([len(pairs) for pairs in matches], dtype=np.int64)
+        inlier_masks = masks or [np.zeros(len(pairs), dtype=bool) for pairs in matches]
+        return LocalEvidence(
+            num_matches=num_matches,
+            num_inliers=np.array([int(mask.sum()) for mask in inlier_masks], dtype=np.int64),
+            match_ratio=num_matches / max(1, len(query_used)),
+            patch_similarity=np.zeros(len(candidates)),
+            correspondences=[
+                PairCorrespondences(
+                    query_points=query_used.keypoints[pairs[:, 0], :2],
+                    database_points=candidate.keypoints[pairs[:, 1], :2],
+                    inliers=mask,
+                    verified=masks is not None,
+                )
+                for candidate, pairs, mask in zip(candidates, matches, inlier_masks, strict=True)
+            ],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioCountRerank(KeypointRerank):
     """The thesis' E5: ``alpha·global + (1 − alpha)·match ratio``, ratio-test matches without geometry."""
 
     alpha: float = 0.8
@@ -126,24 +183,84 @@ class RatioCountRerank:
     def __post_init__(self) -> None:
         _check_alpha(self.alpha)
 
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        return self.alpha * global_scores + (1 - self.alpha) * evidence.match_ratio
 
-@dataclass(frozen=True)
-class InliersRerank:
-    """By number of inliers, ties by global score."""
+    def describe(self) -> str:
+        return (
+            f"ratio-count (E5): {self.alpha:g}·global + {1 - self.alpha:g}·match ratio, no geometry"
+            f"{_bracketed(self.matching.notes())}"
+        )
 
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedRerank(KeypointRerank):
+    """Keypoint methods that count spatially verified inliers (:func:`retrieval.verification.verify_matches`)."""
+
     verification: VerificationConfig = field(default_factory=VerificationConfig)
 
+    def work_key(self) -> Hashable:
+        return ("verified", self.matching, self.verification)
 
-@dataclass(frozen=True)
-class FusionRerank:
+    def _verify(
+        self,
+        query: LocalFeatures,
+        candidates: Sequence[LocalFeatures],
+        matches: Sequence[np.ndarray],
+        detection_side: int,
+    ) -> list[np.ndarray]:
+        """Inlier masks; candidates below ``min_tentative_matches`` are not verified (all False)."""
+        verification = self.verification
+        masks = [np.zeros(len(pairs), dtype=bool) for pairs in matches]
+        minimum = max(verification.min_tentative_matches, MIN_SAMPLE_SIZES[verification.model])
+        to_verify = [index for index, pairs in enumerate(matches) if len(pairs) >= minimum]
+        if not to_verify:
+            return masks
+        query_points = query.points_at_side(detection_side)
+
+        def verify(index: int) -> np.ndarray:
+            return verify_matches(
+                query_points,
+                candidates[index].points_at_side(detection_side),
+                matches[index],
+                model=verification.model,
+                threshold_px=verification.threshold_px,
+                method=verification.method,
+                confidence=verification.confidence,
+                max_iters=verification.max_iters,
+            )
+
+        if verification.num_threads == 1:
+            verified = [verify(index) for index in to_verify]
+        else:
+            with ThreadPoolExecutor(verification.num_threads) as executor:
+                verified = list(executor.map(verify, to_verify))
+        for index, mask in zip(to_verify, verified, strict=True):
+            masks[index] = mask
+        return masks
+
+    def _settings(self) -> str:
+        return _bracketed(self.matching.notes() + self.verification.notes())
+
+
+@dataclass(frozen=True, kw_only=True)
+class InliersRerank(VerifiedRerank):
+    """By number of inliers, ties by global score."""
+
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        return evidence.num_inliers.astype(np.float64)
+
+    def describe(self) -> str:
+        return f"RANSAC inliers, ties by global score{self._settings()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusionRerank(VerifiedRerank):
     """``alpha·global + (1 − alpha)·local``; local is the match ratio or ``min(inliers / inliers_at_full_score, 1)``."""
 
     alpha: float = 0.8
     local_score: LocalScore = "inliers"
     inliers_at_full_score: int = 100
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
-    verification: VerificationConfig = field(default_factory=VerificationConfig)
 
     def __post_init__(self) -> None:
         _check_alpha(self.alpha)
@@ -152,46 +269,91 @@ class FusionRerank:
         if self.inliers_at_full_score <= 0:
             raise ValueError(f"inliers_at_full_score must be positive, got {self.inliers_at_full_score}")
 
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        if self.local_score == "match_ratio":
+            local = evidence.match_ratio
+        else:
+            local = np.minimum(evidence.num_inliers / self.inliers_at_full_score, 1.0)
+        return self.alpha * global_scores + (1 - self.alpha) * local
 
-@dataclass(frozen=True)
-class DelgRerank:
+    def describe(self) -> str:
+        local = (
+            "match ratio"
+            if self.local_score == "match_ratio"
+            else f"min(inliers/{self.inliers_at_full_score}, 1)"
+        )
+        return f"fusion α={self.alpha:g}: α·global + (1−α)·{local}{self._settings()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelgRerank(VerifiedRerank):
     """Candidates with at least ``min_inliers`` inliers first (by inliers, then global score), then the rest."""
 
     min_inliers: int = 15
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
-    verification: VerificationConfig = field(default_factory=VerificationConfig)
 
     def __post_init__(self) -> None:
         if self.min_inliers <= 0:
             raise ValueError(f"min_inliers must be positive, got {self.min_inliers}")
 
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        inliers = evidence.num_inliers
+        return np.where(inliers >= self.min_inliers, inliers, 0).astype(np.float64)
 
-@dataclass(frozen=True)
-class GlobalPlusInliersRerank:
+    def describe(self) -> str:
+        return f"DELG order (≥ {self.min_inliers} inliers first){self._settings()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalPlusInliersRerank(VerifiedRerank):
     """``global + inlier_weight·inliers``."""
 
     inlier_weight: float = 0.01
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
-    verification: VerificationConfig = field(default_factory=VerificationConfig)
 
     def __post_init__(self) -> None:
         if self.inlier_weight < 0:
             raise ValueError(f"inlier_weight must be non-negative, got {self.inlier_weight}")
 
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        return global_scores + self.inlier_weight * evidence.num_inliers
 
-@dataclass(frozen=True)
-class CnnPatchRerank:
+    def describe(self) -> str:
+        return f"global + {self.inlier_weight:g}·inliers{self._settings()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnPatchRerank(RerankMethod):
     """The thesis' E7: ``alpha·global + (1 − alpha)·mean over query patches of the best patch cosine``."""
 
+    local_features: ClassVar[str] = CNN_PATCH_METHOD
     alpha: float = 0.8
 
     def __post_init__(self) -> None:
         _check_alpha(self.alpha)
 
+    def work_key(self) -> Hashable:
+        return (CNN_PATCH_METHOD,)
 
-RerankConfig = (
-    RatioCountRerank | InliersRerank | FusionRerank | DelgRerank | GlobalPlusInliersRerank | CnnPatchRerank
-)
+    def gather(
+        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
+    ) -> LocalEvidence:
+        _check_compatible(query, store)
+        candidates = store.get_many(candidate_ids)
+        zeros = np.zeros(len(candidates), dtype=np.int64)
+        return LocalEvidence(
+            num_matches=zeros,
+            num_inliers=zeros,
+            match_ratio=np.zeros(len(candidates)),
+            patch_similarity=patch_similarity(
+                query.descriptors, [candidate.descriptors for candidate in candidates]
+            ),
+            correspondences=[PairCorrespondences.empty() for _ in candidates],
+        )
+
+    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+        return self.alpha * global_scores + (1 - self.alpha) * evidence.patch_similarity
+
+    def describe(self) -> str:
+        return f"CNN patches (E7): {self.alpha:g}·global + {1 - self.alpha:g}·patch similarity"
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,6 +366,8 @@ class RerankResult:
         scores: (K,) float64 score of each candidate (the global score for those beyond the re-ranked top-K).
         num_matches: (K,) int64 tentative matches (0 where not matched).
         num_inliers: (K,) int64 verified inliers (0 where not verified).
+        reranked: (T,) int64 positions of the re-ranked candidates, whose evidence ``evidence`` holds in order.
+        evidence: the method's evidence about those T candidates.
     """
 
     order: np.ndarray
@@ -211,16 +375,13 @@ class RerankResult:
     scores: np.ndarray
     num_matches: np.ndarray
     num_inliers: np.ndarray
+    reranked: np.ndarray
+    evidence: LocalEvidence
 
-
-@dataclass(frozen=True, eq=False)
-class PairCorrespondences:
-    """Tentative matches of one image pair, for drawing: (M, 2) float32 x, y in each ORIGINAL image's pixels
-    and an (M,) bool inlier mask."""
-
-    query_points: np.ndarray
-    database_points: np.ndarray
-    inliers: np.ndarray
+    def correspondences(self, position: int) -> PairCorrespondences | None:
+        """The drawable matches of the candidate at ``position``, None if it was not re-ranked."""
+        found = np.flatnonzero(self.reranked == position)
+        return self.evidence.correspondences[int(found[0])] if found.size else None
 
 
 def _check_compatible(query: LocalFeatures, store: FeatureStore) -> None:
@@ -231,73 +392,12 @@ def _check_compatible(query: LocalFeatures, store: FeatureStore) -> None:
         )
 
 
-def _count_inliers(
-    query: LocalFeatures,
-    candidates: Sequence[LocalFeatures],
-    matches: Sequence[np.ndarray],
-    verification: VerificationConfig,
-    detection_side: int | None,
-) -> np.ndarray:
-    """(C,) int64 inliers per candidate; 0 without verification below ``min_tentative_matches``."""
-    num_inliers = np.zeros(len(candidates), dtype=np.int64)
-    minimum = max(verification.min_tentative_matches, MIN_SAMPLE_SIZES[verification.model])
-    to_verify = [index for index, pairs in enumerate(matches) if len(pairs) >= minimum]
-    if not to_verify:
-        return num_inliers
-    query_points = query.points_at_side(detection_side)
-
-    def verify(index: int) -> int:
-        inliers = verify_matches(
-            query_points,
-            candidates[index].points_at_side(detection_side),
-            matches[index],
-            model=verification.model,
-            threshold_px=verification.threshold_px,
-            method=verification.method,
-            confidence=verification.confidence,
-            max_iters=verification.max_iters,
-        )
-        return int(inliers.sum())
-
-    if verification.num_threads == 1:
-        counts = [verify(index) for index in to_verify]
-    else:
-        with ThreadPoolExecutor(verification.num_threads) as executor:
-            counts = list(executor.map(verify, to_verify))
-    num_inliers[to_verify] = counts
-    return num_inliers
-
-
-def patch_similarity(
-    query_descriptors: np.ndarray, candidate_descriptors: Sequence[np.ndarray]
-) -> np.ndarray:
-    """Mean over query patches of the best cosine similarity to each candidate's patches (the thesis' E7).
-
-    Args:
-        query_descriptors: (Nq, D) float32 L2-normalised patch descriptors.
-        candidate_descriptors: C arrays (Nc, D) float32, L2-normalised.
-
-    Returns:
-        (C,) float64 similarities; 0 for an empty query or candidate.
-    """
-    similarities = np.zeros(len(candidate_descriptors))
-    if len(query_descriptors) == 0:
-        return similarities
-    with torch.inference_mode():
-        query = torch.from_numpy(query_descriptors)
-        for index, descriptors in enumerate(candidate_descriptors):
-            if len(descriptors):
-                best = (query @ torch.from_numpy(descriptors).T).amax(dim=1)  # (Nq,)
-                similarities[index] = float(best.double().mean())
-    return similarities
-
-
 def rerank(
     query: LocalFeatures,
     candidate_ids: Sequence[str],
     global_scores: np.ndarray,
     store: FeatureStore,
-    config: RerankConfig,
+    method: RerankMethod,
     top_k: int = 100,
 ) -> RerankResult:
     """Re-rank the ``top_k`` candidates with the highest global scores; the others follow in global order.
@@ -307,7 +407,7 @@ def rerank(
         candidate_ids: K database ids present in ``store``.
         global_scores: (K,) global similarity of each candidate.
         store: the database features.
-        config: the method and its settings.
+        method: the method and its settings.
         top_k: how many candidates to re-rank.
 
     Raises:
@@ -321,45 +421,17 @@ def rerank(
         )
     if top_k <= 0:
         raise ValueError(f"top_k must be positive, got {top_k}")
-    _check_compatible(query, store)
-
     by_global = np.argsort(-global_scores, kind="stable")
     head = by_global[:top_k]
-    head_ids = [candidate_ids[index] for index in head]
-    head_global = global_scores[head]
-    num_matches = np.zeros(len(candidate_ids), dtype=np.int64)
-    num_inliers = np.zeros(len(candidate_ids), dtype=np.int64)
-
-    if isinstance(config, CnnPatchRerank):
-        candidates = store.get_many(head_ids)
-        local = patch_similarity(query.descriptors, [candidate.descriptors for candidate in candidates])
-        head_scores = config.alpha * head_global + (1 - config.alpha) * local
-    else:
-        matching = config.matching
-        query_used = query.top(matching.query_max_keypoints)
-        candidates = store.get_many(head_ids, matching.database_max_keypoints)
-        matches = match_descriptors_batched(
-            query_used.descriptors,
-            [candidate.descriptors for candidate in candidates],
-            ratio=matching.ratio,
-            mutual=matching.mutual,
-            precision=matching.precision,
-            device=matching.device,
-        )
-        head_matches = np.array([len(pairs) for pairs in matches], dtype=np.int64)
-        num_matches[head] = head_matches
-        match_ratio = head_matches / max(1, len(query_used))
-        if isinstance(config, RatioCountRerank):
-            head_scores = config.alpha * head_global + (1 - config.alpha) * match_ratio
-        else:
-            head_inliers = _count_inliers(
-                query_used, candidates, matches, config.verification, store.metadata.max_side
-            )
-            num_inliers[head] = head_inliers
-            head_scores = _score_verified(config, head_global, match_ratio, head_inliers)
+    evidence = method.gather(query, [candidate_ids[index] for index in head], store)
+    head_scores = method.score(global_scores[head], evidence)
 
     scores = global_scores.copy()
     scores[head] = head_scores
+    num_matches = np.zeros(len(candidate_ids), dtype=np.int64)
+    num_inliers = np.zeros(len(candidate_ids), dtype=np.int64)
+    num_matches[head] = evidence.num_matches
+    num_inliers[head] = evidence.num_inliers
     order = np.concatenate((head[np.argsort(-head_scores, kind="stable")], by_global[top_k:]))
     return RerankResult(
         order=order,
@@ -367,65 +439,6 @@ def rerank(
         scores=scores,
         num_matches=num_matches,
         num_inliers=num_inliers,
-    )
-
-
-def _score_verified(
-    config: InliersRerank | FusionRerank | DelgRerank | GlobalPlusInliersRerank,
-    global_scores: np.ndarray,
-    match_ratio: np.ndarray,
-    num_inliers: np.ndarray,
-) -> np.ndarray:
-    """(K,) scores of the verification-based methods."""
-    if isinstance(config, InliersRerank):
-        return num_inliers.astype(np.float64)
-    if isinstance(config, FusionRerank):
-        if config.local_score == "match_ratio":
-            local = match_ratio
-        else:
-            local = np.minimum(num_inliers / config.inliers_at_full_score, 1.0)
-        return config.alpha * global_scores + (1 - config.alpha) * local
-    if isinstance(config, DelgRerank):
-        return np.where(num_inliers >= config.min_inliers, num_inliers, 0).astype(np.float64)
-    return global_scores + config.inlier_weight * num_inliers
-
-
-def pair_correspondences(
-    query: LocalFeatures,
-    database: LocalFeatures,
-    matching: MatchingConfig | None = None,
-    verification: VerificationConfig | None = None,
-    detection_side: int | None = None,
-) -> PairCorrespondences:
-    """Tentative matches and inliers of one pair, as drawn by a UI; the same rules as :func:`rerank`.
-
-    Args:
-        query: the query's features.
-        database: the database image's features (e.g. ``store[image_id]``).
-        matching: matching settings (defaults: :class:`MatchingConfig`).
-        verification: verification settings (defaults: :class:`VerificationConfig`).
-        detection_side: the longest side features were detected at (the store's ``max_side``), at which
-            ``threshold_px`` applies; None uses the original pixels.
-    """
-    matching = matching or MatchingConfig()
-    verification = verification or VerificationConfig()
-    query = query.top(matching.query_max_keypoints)
-    database = database.top(matching.database_max_keypoints)
-    matches = match_descriptors(query.descriptors, database.descriptors, matching.ratio, matching.mutual)
-    inliers = np.zeros(len(matches), dtype=bool)
-    if len(matches) >= max(verification.min_tentative_matches, MIN_SAMPLE_SIZES[verification.model]):
-        inliers = verify_matches(
-            query.points_at_side(detection_side),
-            database.points_at_side(detection_side),
-            matches,
-            model=verification.model,
-            threshold_px=verification.threshold_px,
-            method=verification.method,
-            confidence=verification.confidence,
-            max_iters=verification.max_iters,
-        )
-    return PairCorrespondences(
-        query_points=query.keypoints[matches[:, 0], :2],
-        database_points=database.keypoints[matches[:, 1], :2],
-        inliers=inliers,
+        reranked=head,
+        evidence=evidence,
     )

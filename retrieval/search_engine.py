@@ -4,10 +4,11 @@ made them — all in one self-contained folder, written by :func:`build_collecti
 
 Layout of a collection folder::
 
-    collection.json   image ids and paths, extraction settings, local-feature settings, descriptor id
+    collection.json   image ids and paths, extraction settings, descriptor id
     net.pt            the global network (config + weights, readable with weights_only=True)
     global/           the faiss index (retrieval.index.DescriptorIndex)
-    local/            the local-feature store (retrieval.feature_store), when local features were asked for
+    local/            the local-feature store (retrieval.feature_store), when local features were asked for;
+                      its metadata is the one record of the local-feature settings, which queries reuse
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,17 @@ import torch
 from PIL import Image
 
 from retrieval.extract import ExtractionSettings, describe_images, extract_descriptors
-from retrieval.feature_store import FeatureStore, build_feature_store
-from retrieval.images import load_rgb
+from retrieval.feature_store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
+from retrieval.images import IMAGE_SUFFIXES, load_rgb
 from retrieval.index import DescriptorIndex
-from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
+from retrieval.local_features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
 from retrieval.network import GlobalDescriptorNet
-from retrieval.rerank import PairCorrespondences, RerankConfig, pair_correspondences, rerank
+from retrieval.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
 
 log = logging.getLogger(__name__)
 
 COLLECTION_FILE = "collection.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+LOCAL_STORE = "local"
 
 
 def list_images(folder: str | Path) -> dict[str, Path]:
@@ -94,7 +95,10 @@ def build_collection(
     net.save(output_dir / "net.pt")
     if local_extractor is not None:
         build_feature_store(
-            output_dir / "local", {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
+            output_dir / LOCAL_STORE,
+            {ids[i]: paths[i] for i in kept},
+            local_extractor,
+            num_workers=num_workers,
         )
     summary = {
         "descriptor_id": descriptor_id,
@@ -102,28 +106,40 @@ def build_collection(
         "skipped": skipped,
         "images": {ids[i]: str(Path(paths[i]).resolve()) for i in kept},
         "extraction": asdict(settings),
-        "local_features": None
-        if local_extractor is None
-        else {
-            "method": local_extractor.method,
-            "max_keypoints": local_extractor.max_keypoints,
-            "max_side": local_extractor.max_side,
-        },
     }
     (output_dir / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
     log.info("collection %s: %d images indexed, %d unreadable skipped", output_dir, len(kept), len(skipped))
     return summary
 
 
+def query_extractor(metadata: StoreMetadata) -> LocalFeatureExtractor:
+    """The extractor that gives a query the features of a store written with OpenCV's ``metadata``."""
+    if metadata.method not in LOCAL_FEATURE_METHODS:
+        raise ValueError(
+            f"the store holds {metadata.method!r} features; a collection's queries are described with one of "
+            f"{LOCAL_FEATURE_METHODS}"
+        )
+    return LocalFeatureExtractor(metadata.method, metadata.max_keypoints, metadata.max_side)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class SearchHit:
-    """One result: ``score`` is the final (possibly fused) score; ``inliers`` 0 without re-ranking."""
+    """One result: ``score`` is the final (possibly fused) score; ``inliers`` 0 without re-ranking.
+
+    ``correspondences`` (only when asked for) are the matches and inliers the re-ranking itself computed
+    for this result, for drawing; None for results it did not re-rank.
+    """
 
     image_id: str
     path: str
     score: float
     global_score: float
     inliers: int
+    correspondences: PairCorrespondences | None = field(default=None, repr=False, compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The result as JSON-ready values (no correspondences)."""
+        return {name: value for name, value in asdict(self).items() if name != "correspondences"}
 
 
 class SearchEngine:
@@ -147,16 +163,24 @@ class SearchEngine:
         extraction = dict(self.manifest["extraction"])
         extraction["scales"] = tuple(extraction["scales"])
         self.settings = ExtractionSettings(**extraction)
-        local = self.manifest["local_features"]
-        self.local_extractor = LocalFeatureExtractor(**local) if local else None
-        self.store = (
-            FeatureStore(self.root / "local", expected=self.local_extractor) if self.local_extractor else None
-        )
+        store_dir = self.root / LOCAL_STORE
+        self.store = FeatureStore(store_dir) if (store_dir / METADATA_FILE).is_file() else None
+        self.local_extractor = query_extractor(self.store.metadata) if self.store is not None else None
         self.paths: dict[str, str] = self.manifest["images"]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def check_rerank(self, rerank_config: RerankMethod) -> None:
+        """Raise ValueError unless the collection's local features can re-rank with ``rerank_config``."""
+        if self.store is None:
+            raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
+        if rerank_config.local_features != KEYPOINTS:
+            raise ValueError(
+                f"{rerank_config.describe()!r} re-ranks with {rerank_config.local_features} features, but "
+                f"{self.root} holds {self.store.metadata.method} keypoints"
+            )
 
     def query_features(self, image: Image.Image) -> LocalFeatures:
         """Local features of a query image, with the collection's settings."""
@@ -168,13 +192,17 @@ class SearchEngine:
         self,
         query: Image.Image | str | Path,
         top_k: int = 10,
-        rerank_config: RerankConfig | None = None,
+        rerank_config: RerankMethod | None = None,
         shortlist: int = 100,
+        with_correspondences: bool = False,
     ) -> list[SearchHit]:
         """The ``top_k`` nearest collection images to ``query``; with ``rerank_config``, the global ``shortlist``
-        is re-ranked with local features first."""
+        is re-ranked with local features first (and ``with_correspondences`` keeps each re-ranked hit's
+        matches, for drawing)."""
         if top_k < 1 or shortlist < 1:
             raise ValueError("top_k and shortlist must be positive")
+        if rerank_config is not None:
+            self.check_rerank(rerank_config)
         image = load_rgb(query) if isinstance(query, str | Path) else query.convert("RGB")
         with self._lock:  # one forward pass at a time: the network is shared
             descriptor = describe_images(self.net, [image], self.settings, self.device)
@@ -183,9 +211,8 @@ class SearchEngine:
         valid = result.indices[0] >= 0
         candidate_ids = [image_id for image_id in result.ids[0]]
         global_scores = result.scores[0][valid].astype(np.float64)
+        reranked: RerankResult | None = None
         if rerank_config is None or self.store is None:
-            if rerank_config is not None:
-                raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
             order = np.arange(len(candidate_ids))
             scores, inliers = global_scores, np.zeros(len(candidate_ids), dtype=np.int64)
         else:
@@ -205,16 +232,28 @@ class SearchEngine:
                 score=float(scores[i]),
                 global_score=float(global_scores[i]),
                 inliers=int(inliers[i]),
+                correspondences=reranked.correspondences(int(i))
+                if with_correspondences and reranked is not None
+                else None,
             )
             for i in order[:top_k]
         ]
 
-    def correspondences(self, query: Image.Image, image_id: str) -> PairCorrespondences:
-        """Tentative and verified matches between a query and one collection image (for drawing)."""
-        if self.store is None or self.local_extractor is None:
-            raise ValueError(f"{self.root} was built without local features")
-        if image_id not in self.store:
+    def correspondences(
+        self, query: Image.Image, image_id: str, rerank_config: RerankMethod, shortlist: int = 100
+    ) -> PairCorrespondences:
+        """The matches between a query and one collection image that :meth:`search` with the same
+        ``rerank_config`` and ``shortlist`` computed (for drawing): the search runs again and keeps them, so the
+        picture shows exactly what ranked the result. An image outside the re-ranked shortlist is matched
+        alone, with the same method.
+        """
+        self.check_rerank(rerank_config)
+        if self.store is None or image_id not in self.store:
             raise ValueError(f"unknown image id {image_id!r}")
-        return pair_correspondences(
-            self.query_features(query), self.store.get(image_id), detection_side=self.local_extractor.max_side
-        )
+        hits = self.search(query, shortlist, rerank_config, shortlist, with_correspondences=True)
+        found = next((hit.correspondences for hit in hits if hit.image_id == image_id), None)
+        if found is None:
+            found = rerank(
+                self.query_features(query.convert("RGB")), [image_id], np.zeros(1), self.store, rerank_config
+            ).evidence.correspondences[0]
+        return found

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from retrieval.benchmark import Verdict
 from retrieval.images import ImageLoadError, load_rgb
 
-Verdict = Literal["positive", "negative", "junk", "unknown"]
 FRAME_COLORS: dict[str, tuple[int, int, int]] = {
     "query": (40, 90, 220),
     "positive": (30, 170, 60),
@@ -74,18 +73,26 @@ def stack_rows(rows: Sequence[Image.Image]) -> Image.Image:
     return grid
 
 
+INLIER_COLOR = (40, 220, 80)
+OUTLIER_COLOR = (230, 60, 60)
+TENTATIVE_COLOR = (245, 170, 30)
+
+
 def draw_matches(
     query: Image.Image,
     database: Image.Image,
     query_points: np.ndarray,
     database_points: np.ndarray,
-    inliers: np.ndarray,
+    inliers: np.ndarray | None,
     height: int = 360,
     show_outliers: bool = False,
 ) -> Image.Image:
     """Both images side by side at ``height`` pixels, matched points joined: inliers green (outliers red, if
-    asked). Points are (M, 2) x, y in each image's own pixels; ``inliers`` (M,) bool."""
-    if not (len(query_points) == len(database_points) == len(inliers)):
+    asked), or every match amber when ``inliers`` is None (tentative matches that no verification judged).
+    Points are (M, 2) x, y in each image's own pixels; ``inliers`` (M,) bool."""
+    if inliers is not None and len(inliers) != len(query_points):
+        raise ValueError("query_points, database_points and inliers must have the same length")
+    if len(query_points) != len(database_points):
         raise ValueError("query_points, database_points and inliers must have the same length")
     scales = [height / query.height, height / database.height]
     left = query.convert("RGB").resize((max(1, round(query.width * scales[0])), height))
@@ -94,10 +101,15 @@ def draw_matches(
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width, 0))
     draw = ImageDraw.Draw(canvas)
-    for (qx, qy), (dx, dy), inlier in zip(query_points, database_points, inliers, strict=True):
-        if not inlier and not show_outliers:
+    for index, ((qx, qy), (dx, dy)) in enumerate(zip(query_points, database_points, strict=True)):
+        if inliers is None:
+            color = TENTATIVE_COLOR
+        elif inliers[index]:
+            color = INLIER_COLOR
+        elif show_outliers:
+            color = OUTLIER_COLOR
+        else:
             continue
-        color = (40, 220, 80) if inlier else (230, 60, 60)
         start = (float(qx) * scales[0], float(qy) * scales[0])
         end = (left.width + float(dx) * scales[1], float(dy) * scales[1])
         draw.line([start, end], fill=color, width=1)

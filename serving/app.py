@@ -7,12 +7,15 @@ Routes:
 - ``POST /search``: multipart ``file`` (+ ``rerank``, a name of ``rerank_configs``) → the top results as JSON.
 - ``GET /image/{image_id}?size=256``: a JPEG thumbnail of a collection image; ids are looked up, never joined
   into paths, so no file outside the collection can be served.
-- ``POST /matches``: multipart ``file`` + ``image_id`` → a PNG of both images joined by their verified matches,
-  the counts in the ``X-Inliers`` and ``X-Tentative-Matches`` headers.
+- ``POST /matches``: multipart ``file`` + ``image_id`` (+ ``rerank``) → a PNG of both images joined by the
+  matches that re-ranking computed for that result (verified inliers green; tentative matches amber for a
+  method that does not verify), the counts in the ``X-Inliers``, ``X-Tentative-Matches`` and ``X-Verified``
+  headers: the same matches and inliers as the ``/search`` result with the same re-ranking.
 
 Bad input never yields a 500: an empty upload (400), a body or file over the size limit (413), a file that is
 no image (415), an image over the pixel limit (413), an image that cannot be decoded, e.g. truncated (422), an
-unknown re-ranking (422) and an unknown image id (404) all get ``{"detail": message}``.
+unknown re-ranking, or matches asked for a re-ranking that matches no keypoints (422) and an unknown image id
+(404) all get ``{"detail": message}``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.images import ImageLoadError, ImageTooLargeError, load_rgb
-from retrieval.rerank import RerankConfig
+from retrieval.rerank import KEYPOINTS, RerankMethod
 from retrieval.search_engine import SearchEngine
 from retrieval.visualize import draw_matches
 
@@ -139,11 +142,9 @@ def format_size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:g} MB"
 
 
-def describe_rerank(config: RerankConfig | None) -> str:
-    """One line for the page: the first line of the config class' docstring, without reST markup."""
-    if config is None:
-        return NO_RERANK_DESCRIPTION
-    return (type(config).__doc__ or type(config).__name__).strip().splitlines()[0].replace("``", "")
+def describe_rerank(config: RerankMethod | None) -> str:
+    """One line for the page: the method's own description."""
+    return NO_RERANK_DESCRIPTION if config is None else config.describe()
 
 
 def unreadable_upload_status(error: ImageLoadError) -> HTTPStatus:
@@ -207,7 +208,7 @@ async def client_error_response(request: Request, error: Exception) -> JSONRespo
 
 def create_app(
     engine: SearchEngine,
-    rerank_configs: Mapping[str, RerankConfig | None],
+    rerank_configs: Mapping[str, RerankMethod | None],
     max_upload_bytes: int,
     top_k: int,
     shortlist: int,
@@ -233,12 +234,12 @@ def create_app(
             f"max_upload_bytes, top_k and shortlist must be positive, got {max_upload_bytes}, {top_k}, "
             f"{shortlist}"
         )
-    needs_local = sorted(name for name, config in rerank_configs.items() if config is not None)
-    if engine.store is None and needs_local:
-        raise ValueError(
-            f"{engine.root} has no local features, so the re-rankings {needs_local} cannot run; index it with "
-            "local_features or offer only global search"
-        )
+    for name, config in rerank_configs.items():
+        if config is not None:
+            try:
+                engine.check_rerank(config)
+            except ValueError as error:
+                raise ValueError(f"the re-ranking {name!r} cannot run: {error}") from error
     page = PAGE_FILE.read_text(encoding="utf-8")
     choices = ", ".join(rerank_configs)
 
@@ -253,7 +254,7 @@ def create_app(
     )
     app.add_exception_handler(ValueError, client_error_response)
 
-    def choose_rerank(name: str | None) -> tuple[str, RerankConfig | None]:
+    def choose_rerank(name: str | None) -> tuple[str, RerankMethod | None]:
         name = default_rerank if name is None else name
         if name not in rerank_configs:
             raise ClientError(
@@ -338,17 +339,27 @@ def create_app(
     @app.post(
         "/matches", response_class=Response, responses={HTTPStatus.OK.value: {"content": {"image/png": {}}}}
     )
-    def matches(file: QueryPhoto, image_id: ImageId) -> Response:
-        """The query and a collection image side by side, joined by their verified matches (green)."""
+    def matches(file: QueryPhoto, image_id: ImageId, rerank: RerankName = None) -> Response:
+        """The query and a collection image side by side, joined by the matches that re-ranking with
+        ``rerank`` computed for it: verified inliers in green, or all tentative matches in amber for a method
+        that does not verify geometry."""
+        rerank_name, rerank_config = choose_rerank(rerank)
+        if rerank_config is None or rerank_config.local_features != KEYPOINTS:
+            raise ClientError(
+                f"rerank {rerank_name!r} matches no keypoints, so there are no matches to draw; choose a "
+                "re-ranking by local features",
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+            )
         database_image = load_collection_image(image_id)
         query = read_upload(file, max_upload_bytes)
-        correspondences = engine.correspondences(query, image_id)
+        correspondences = engine.correspondences(query, image_id, rerank_config, shortlist)
+        drawn = correspondences.inliers if correspondences.verified else None
         picture = draw_matches(
             query,
             database_image,
             correspondences.query_points,
             correspondences.database_points,
-            correspondences.inliers,
+            drawn,
             height=MATCHES_HEIGHT,
         )
         return Response(
@@ -357,6 +368,7 @@ def create_app(
             headers={
                 "X-Inliers": str(int(correspondences.inliers.sum())),
                 "X-Tentative-Matches": str(len(correspondences.inliers)),
+                "X-Verified": "true" if correspondences.verified else "false",
             },
         )
 

@@ -103,7 +103,9 @@ class Holder(pl.LightningModule):
 
 def test_the_callback_logs_the_exact_map_in_a_real_trainer_run(benchmark, tmp_path):
     callback = RetrievalEvaluation(
-        benchmarks={}, max_side=24, scales=(1.0,), batch_size=4, num_workers=0, num_pictured_queries=2
+        benchmarks={},
+        extraction=ExtractionSettings(max_side=24, scales=(1.0,), batch_size=4, num_workers=0),
+        num_pictured_queries=2,
     )
     callback.benchmarks = {"hand": benchmark}
     trainer = pl.Trainer(

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from retrieval.cnn_patches import cnn_patch_features
 from retrieval.images import ImageLoadError
 from retrieval.local_features import (
     DESCRIPTOR_DIMS,
@@ -15,7 +16,6 @@ from retrieval.local_features import (
     NO_ANGLE,
     LocalFeatureExtractor,
     LocalFeatures,
-    cnn_patch_features,
 )
 
 

@@ -9,21 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
+from retrieval.cnn_patches import cnn_patch_features, patch_similarity
 from retrieval.feature_store import FeatureStore, FeatureStoreWriter, StoreMetadata, build_feature_store
-from retrieval.local_features import LocalFeatureExtractor, cnn_patch_features
+from retrieval.local_features import LocalFeatureExtractor
+from retrieval.matching import MatchingConfig
 from retrieval.rerank import (
     CnnPatchRerank,
     DelgRerank,
     FusionRerank,
     GlobalPlusInliersRerank,
     InliersRerank,
-    MatchingConfig,
     RatioCountRerank,
-    VerificationConfig,
-    pair_correspondences,
-    patch_similarity,
     rerank,
 )
+from retrieval.verification import VerificationConfig
 from tests.test_local_features import textured_scene
 from tests.test_matching import WARP
 
@@ -71,7 +70,7 @@ def test_the_true_match_overtakes_false_candidates(scenes, config):
     np.testing.assert_array_equal(result.order[0], 2)
     assert result.scores[3] == GLOBAL_SCORES[3]
     assert result.num_matches[2] > 100 and result.num_matches[3] == 0
-    if isinstance(config, RatioCountRerank):
+    if not result.evidence.correspondences[0].verified:
         np.testing.assert_array_equal(result.num_inliers, 0)
     else:
         assert result.num_inliers[2] > 100
@@ -140,15 +139,43 @@ def test_the_global_scores_decide_which_candidates_are_re_ranked(scenes):
     assert result.num_matches[0] == 0  # "tail" was not matched
 
 
-def test_pair_correspondences_are_the_drawable_matches(scenes):
+def test_correspondences_are_the_drawable_matches_the_ranking_counted(scenes):
     query, store = scenes
-    pair = pair_correspondences(query, store["match"], detection_side=store.metadata.max_side)
+    result = rerank(query, CANDIDATES, GLOBAL_SCORES, store, InliersRerank(), top_k=3)
+    pair = result.correspondences(2)
+    assert pair is not None and pair.verified
     assert pair.query_points.shape == pair.database_points.shape == (len(pair.inliers), 2)
-    assert pair.inliers.sum() > 100
+    assert pair.inliers.sum() == result.num_inliers[2] > 100
+    assert len(pair.inliers) == result.num_matches[2]
     projected = cv2.perspectiveTransform(pair.query_points[pair.inliers][None].astype(np.float64), WARP)[0]
     assert np.median(np.linalg.norm(projected - pair.database_points[pair.inliers], axis=1)) < 1.0
-    unrelated = pair_correspondences(query, store["other1"])
-    assert unrelated.inliers.sum() < 15
+    unrelated = result.correspondences(0)
+    assert unrelated is not None and unrelated.inliers.sum() == result.num_inliers[0] < 15
+    assert result.correspondences(3) is None  # beyond top_k: not re-ranked
+    unverified = rerank(query, CANDIDATES, GLOBAL_SCORES, store, RatioCountRerank()).correspondences(2)
+    assert unverified is not None and not unverified.verified and not unverified.inliers.any()
+
+
+def test_every_method_describes_its_formula_and_settings():
+    assert InliersRerank().describe() == "RANSAC inliers, ties by global score"
+    fast = GlobalPlusInliersRerank(
+        matching=MatchingConfig(query_max_keypoints=512, database_max_keypoints=256, precision="bfloat16"),
+        verification=VerificationConfig(max_iters=1000, min_tentative_matches=15),
+    )
+    assert fast.describe() == (
+        "global + 0.01·inliers [512/256 keypoints, bfloat16, 1,000 iterations, verified from 15 matches]"
+    )
+    assert GlobalPlusInliersRerank().describe() != fast.describe()
+    assert FusionRerank(alpha=0.7).describe() == "fusion α=0.7: α·global + (1−α)·min(inliers/100, 1)"
+    assert "match ratio" in RatioCountRerank().describe()
+    assert "patch similarity" in CnnPatchRerank().describe()
+
+
+def test_methods_that_score_the_same_evidence_share_a_work_key():
+    assert InliersRerank().work_key() == FusionRerank(alpha=0.3).work_key() == DelgRerank().work_key()
+    assert InliersRerank().work_key() != RatioCountRerank().work_key()
+    faster = InliersRerank(verification=VerificationConfig(max_iters=100))
+    assert faster.work_key() != InliersRerank().work_key()
 
 
 def test_cnn_patch_similarity_by_hand():

@@ -15,6 +15,8 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from PIL import Image
 
 from retrieval.extract import ExtractionSettings, describe_images, extract_descriptors
@@ -22,11 +24,13 @@ from retrieval.images import MAX_PIXELS, load_rgb
 from retrieval.index import create_index
 from retrieval.local_features import LocalFeatureExtractor
 from retrieval.network import GlobalDescriptorNet, descriptor_id
-from retrieval.rerank import InliersRerank, RerankConfig
+from retrieval.rerank import InliersRerank, RerankMethod
 from retrieval.search_engine import SearchEngine, build_collection, list_images
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
+from tests.conftest import REPO_ROOT
 
-RERANK_CONFIGS: dict[str, RerankConfig | None] = {"inliers": InliersRerank(), "none": None}
+RERANK_CONFIGS: dict[str, RerankMethod | None] = {"inliers": InliersRerank(), "none": None}
+RERANK_PRESETS = sorted(path.stem for path in (REPO_ROOT / "conf" / "rerank").glob("*.yaml"))
 MAX_UPLOAD_BYTES = 1 << 20
 TOP_K = 10
 
@@ -222,6 +226,56 @@ def test_matches_draws_both_images_with_the_inliers_search_counted(client, engin
     assert picture.size == (expected_width, MATCHES_HEIGHT)
 
 
+def rerank_preset(name: str) -> RerankMethod | None:
+    """The re-ranking ``conf/rerank/<name>.yaml`` describes, as search.py composes it."""
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("search", overrides=["query=unused", f"rerank={name}"])
+    return instantiate(cfg.rerank) if cfg.get("rerank") else None
+
+
+def keypoint_presets() -> list[str]:
+    """The presets a collection of keypoints can re-rank with (all but the CNN patches)."""
+    return [
+        name
+        for name in RERANK_PRESETS
+        if getattr(rerank_preset(name), "local_features", "keypoints") == "keypoints"
+    ]
+
+
+def test_the_app_refuses_a_re_ranking_the_collection_cannot_run(engine):
+    with pytest.raises(ValueError, match=r"'cnn_patches' cannot run: .* re-ranks with cnn_patch features"):
+        create_app(engine, {"cnn_patches": rerank_preset("cnn_patches")}, MAX_UPLOAD_BYTES, TOP_K, 100)
+
+
+@pytest.fixture(scope="module")
+def preset_client(engine):
+    presets = {name: rerank_preset(name) for name in keypoint_presets()}
+    app = create_app(engine, presets, max_upload_bytes=MAX_UPLOAD_BYTES, top_k=TOP_K, shortlist=100)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("preset", [name for name in RERANK_PRESETS if name != "cnn_patches"])
+def test_match_pictures_count_the_inliers_search_returned_for_every_preset(preset_client, query, preset):
+    query_path, _ = query
+    results = post_search(preset_client, query_path, preset).json()["results"]
+    upload = {"file": (query_path.name, query_path.read_bytes(), "image/jpeg")}
+    for result in results[:3]:
+        response = preset_client.post(
+            "/matches", files=upload, data={"image_id": result["image_id"], "rerank": preset}
+        )
+        if preset == "none":
+            assert response.status_code == 422
+            assert "matches no keypoints" in response.json()["detail"]
+            continue
+        assert response.status_code == 200, response.text
+        assert int(response.headers["x-inliers"]) == result["inliers"], result["image_id"]
+        verified = response.headers["x-verified"] == "true"
+        assert verified == (preset != "ratio_count")
+        if not verified:
+            assert result["inliers"] == 0
+
+
 def test_matches_with_an_unknown_image_id_is_a_404(client, query):
     query_path, _ = query
     response = client.post(
@@ -323,7 +377,7 @@ def test_options_describe_the_choices_and_limits(client, engine):
     options = client.get("/options").json()
     assert options == {
         "rerank_options": [
-            {"name": "inliers", "description": "By number of inliers, ties by global score."},
+            {"name": "inliers", "description": "RANSAC inliers, ties by global score"},
             {"name": "none", "description": "Global descriptor similarity only."},
         ],
         "default_rerank": "inliers",
@@ -351,6 +405,6 @@ def test_create_app_checks_its_arguments(engine, monkeypatch):
     with pytest.raises(ValueError, match="must be positive"):
         create_app(engine, RERANK_CONFIGS, max_upload_bytes=0, top_k=1, shortlist=1)
     monkeypatch.setattr(engine, "store", None)
-    with pytest.raises(ValueError, match=r"no local features, so the re-rankings \['inliers'\] cannot run"):
+    with pytest.raises(ValueError, match=r"'inliers' cannot run: .* built without local features"):
         create_app(engine, RERANK_CONFIGS, max_upload_bytes=1, top_k=1, shortlist=1)
     assert create_app(engine, {"none": None}, max_upload_bytes=1, top_k=1, shortlist=1) is not None

@@ -12,10 +12,25 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from experiments.study_outputs import markdown_table
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
-from retrieval.codebook import VisualVocabulary
-from retrieval.evaluation import BenchmarkResult
-from retrieval.local_features import LocalFeatureExtractor, cnn_patch_features
+from retrieval.cnn_patches import CnnPatchExtractor, cnn_patch_features
+from retrieval.codebook import (
+    asmk_bytes_per_image,
+    bow_bytes_per_image,
+    codebook_descriptors,
+    codebook_retrieval,
+    dense_bytes_per_image,
+)
+from retrieval.evaluation import (
+    BenchmarkResult,
+    benchmark_feature_store,
+    evaluate_reranking,
+    query_local_features,
+    shortlist_positions,
+)
+from retrieval.feature_store import StoreMetadata, local_feature_bytes_per_image
+from retrieval.local_features import LocalFeatureExtractor
 from retrieval.metrics import evaluate_ranking
 from retrieval.network import GlobalDescriptorNet
 from retrieval.rerank import (
@@ -23,30 +38,13 @@ from retrieval.rerank import (
     FusionRerank,
     GlobalPlusInliersRerank,
     InliersRerank,
-    RatioCountRerank,
-    rerank,
 )
-from retrieval.studies import (
-    CnnPatchExtractor,
+from retrieval.vocabulary import (
     TwoLevelVocabulary,
+    VisualVocabulary,
     VocabularySettings,
     allocate_words,
-    asmk_bytes_per_image,
-    bow_bytes_per_image,
-    candidate_scores,
-    codebook_retrieval,
-    database_feature_store,
-    dense_bytes_per_image,
     effective_num_words,
-    extract_local_features,
-    headline_metrics,
-    local_feature_bytes_per_image,
-    markdown_table,
-    matching_descriptors,
-    query_local_features,
-    rerank_benchmark,
-    shortlist_positions,
-    store_metadata,
     train_vocabulary,
 )
 from tests.conftest import REPO_ROOT
@@ -91,7 +89,7 @@ def crafted(tmp_path_factory):
     global_result = BenchmarkResult(
         metrics={}, ranking=np.array([[0, 1, 2]]), scores=np.array([[0.9, 0.8, 0.7]], np.float32)
     )
-    store = database_feature_store(benchmark, EXTRACTOR, folder / "stores", progress=False)
+    store = benchmark_feature_store(benchmark, EXTRACTOR, folder / "stores", progress=False)
     return benchmark, global_result, store
 
 
@@ -100,7 +98,7 @@ def test_inlier_reranking_lifts_the_true_match_the_global_ranking_put_second(cra
     global_map = evaluate_ranking(global_result.ranking, benchmark)["mAP"]
     assert global_map == pytest.approx(0.25)  # one positive at rank 2: (0/1 + 1/2) / 2
     query_features = query_local_features(benchmark, EXTRACTOR, store)
-    results = rerank_benchmark(benchmark, global_result, query_features, store, VERIFIED_METHODS, top_k=3)
+    results = evaluate_reranking(benchmark, global_result, query_features, store, VERIFIED_METHODS, top_k=3)
     for name, result in results.items():
         assert result.metrics["mAP"] >= global_map, name
         assert sorted(result.ranking[0]) == [0, 1, 2]
@@ -113,28 +111,11 @@ def test_inlier_reranking_lifts_the_true_match_the_global_ranking_put_second(cra
 def test_methods_sharing_a_rerank_call_rank_as_their_own_call_would(crafted):
     benchmark, global_result, store = crafted
     query_features = query_local_features(benchmark, EXTRACTOR, store)
-    shared = rerank_benchmark(benchmark, global_result, query_features, store, VERIFIED_METHODS, top_k=2)
+    shared = evaluate_reranking(benchmark, global_result, query_features, store, VERIFIED_METHODS, top_k=2)
     for name, config in VERIFIED_METHODS.items():
-        alone = rerank_benchmark(benchmark, global_result, query_features, store, {name: config}, top_k=2)
+        alone = evaluate_reranking(benchmark, global_result, query_features, store, {name: config}, top_k=2)
         np.testing.assert_array_equal(shared[name].ranking, alone[name].ranking)
         assert shared[name].ranking[0, 2] == 2  # beyond top_k: global order
-
-
-@pytest.mark.parametrize(
-    "config",
-    [*VERIFIED_METHODS.values(), RatioCountRerank(alpha=0.6)],
-    ids=lambda config: type(config).__name__,
-)
-def test_candidate_scores_are_the_scores_rerank_gives(crafted, config):
-    benchmark, _, store = crafted
-    query = EXTRACTOR.from_path(benchmark.query_paths[0])
-    candidate_ids = list(benchmark.database_ids)
-    global_scores = np.array([0.9, 0.8, 0.7])
-    result = rerank(query, candidate_ids, global_scores, store, config, top_k=3)
-    np.testing.assert_allclose(
-        candidate_scores(config, global_scores, result.num_matches, result.num_inliers, len(query)),
-        result.scores,
-    )
 
 
 def test_shortlists_skip_junk():
@@ -147,7 +128,7 @@ def test_shortlists_skip_junk():
 def test_query_crops_are_extracted_from_the_cropped_pixels(crafted, tmp_path):
     benchmark, _, store = crafted
     box = (40.4, 30.0, 300.2, 250.9)
-    cropped = extract_local_features(EXTRACTOR, benchmark.query_paths[0], box)
+    cropped = EXTRACTOR.from_path(benchmark.query_paths[0], box)
     full = np.asarray(Image.open(benchmark.query_paths[0]))
     expected = EXTRACTOR(np.ascontiguousarray(full[30:251, 40:301]))
     np.testing.assert_array_equal(cropped.keypoints, expected.keypoints)
@@ -185,14 +166,14 @@ def test_cnn_patches_come_from_the_feature_map_and_are_stored_once(crafted, tmp_
     assert len(features) == 4 * 3  # stride 32
     np.testing.assert_allclose(features.descriptors, expected.descriptors, atol=1e-5)
 
-    store = database_feature_store(benchmark, extractor, tmp_path, progress=False)
-    assert store.metadata == store_metadata(extractor) and store.metadata.method == "cnn_patch"
+    store = benchmark_feature_store(benchmark, extractor, tmp_path, progress=False)
+    assert store.metadata == StoreMetadata.from_extractor(extractor) and store.metadata.method == "cnn_patch"
     shard = next(tmp_path.glob("*/shard_00000.index.json"))
     written = shard.stat().st_mtime_ns
-    again = database_feature_store(benchmark, extractor, tmp_path, progress=False)
+    again = benchmark_feature_store(benchmark, extractor, tmp_path, progress=False)
     assert shard.stat().st_mtime_ns == written and len(again) == 3
     other_network = CnnPatchExtractor(net, "other-weights", max_side=128, max_keypoints=1000)
-    database_feature_store(benchmark, other_network, tmp_path, progress=False)
+    benchmark_feature_store(benchmark, other_network, tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 2  # a store per network
 
 
@@ -211,9 +192,9 @@ def test_rewritten_database_files_get_a_new_store(tmp_path):
         database_ids=["0", "1"],
         query_boxes=[None],
     )
-    first = database_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
+    first = benchmark_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
     Image.fromarray(textured_scene(7, 128, 96)).save(paths[1])
-    second = database_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
+    second = benchmark_feature_store(benchmark, EXTRACTOR, tmp_path / "stores", progress=False)
     assert first.root != second.root
     assert not np.array_equal(first.get("1").descriptors, second.get("1").descriptors)
 
@@ -267,7 +248,7 @@ def test_codebook_sizes_follow_their_layouts():
 
 def test_binary_descriptors_are_unpacked_for_codebooks():
     features = LocalFeatureExtractor("orb", 50, 1024)(textured_scene(3))
-    unpacked = matching_descriptors(features)
+    unpacked = codebook_descriptors(features)
     assert unpacked.shape == (len(features), 256) and unpacked.dtype == np.float32
     np.testing.assert_array_equal(np.packbits(unpacked.astype(np.uint8), axis=1), features.descriptors)
 
@@ -321,9 +302,7 @@ def test_two_level_assignment_is_exact_when_every_cell_is_probed_and_close_other
         TwoLevelVocabulary(vocabulary.coarse, vocabulary.centroids, probes=0)
 
 
-def test_headline_metrics_and_tables():
-    metrics = {"mAP": 0.5, "mP@5": 0.4, "mP@10": 0.3, "recall@1": 0.9}
-    assert headline_metrics(metrics, "plain") == {"mAP": 0.5, "mP@5": 0.4, "mP@10": 0.3}
+def test_markdown_tables():
     assert markdown_table(["a", "b"], [[1, "x"]]) == "| a | b |\n|---|---|\n| 1 | x |"
     with pytest.raises(ValueError, match="2 columns"):
         markdown_table(["a", "b"], [[1]])

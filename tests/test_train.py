@@ -20,8 +20,8 @@ def tiny_overrides(demo_root, tuple_data=True):
         f"benchmarks.demo_gldv2.root={demo_root}",
         "data.num_workers=0",
         "data.image_size=64",
-        "callbacks.retrieval_evaluation.max_side=96",
-        "callbacks.retrieval_evaluation.num_workers=0",
+        "callbacks.retrieval_evaluation.extraction.max_side=96",
+        "callbacks.retrieval_evaluation.extraction.num_workers=0",
     ]
     if tuple_data:
         overrides += ["data.tuples_per_epoch=4", "data.batch_size=2", "mining.num_negatives=2"]
