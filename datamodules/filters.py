@@ -4,7 +4,7 @@
 :class:`DataFilters` turns the flags it is told to act on into the set of image ids that the training reader
 (:func:`datamodules.gldv2.load_gldv2_train`) excludes, so the training set is exactly the one the report describes::
 
-    python train.py +filters@data.filters=clean data.filters.flags_file=outputs/analyze/runs/<time>/flags.csv
+    python train.py filters=clean filters.flags_file=outputs/analyze/runs/<time>/flags.csv
 """
 
 from __future__ import annotations

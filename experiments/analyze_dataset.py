@@ -560,8 +560,8 @@ def render_report(
         "\n## Files\n",
         f"- `{flags_path.name}`: one row per train.csv row: {', '.join(FLAG_COLUMNS)}.\n"
         f"- `{SUMMARY_FILE}`: every number above.\n"
-        "- Train on the filtered set: `python train.py +filters@data.filters=clean "
-        f"data.filters.flags_file={flags_path.resolve()}`.\n",
+        "- Train on the filtered set: `python train.py filters=clean "
+        f"filters.flags_file={flags_path.resolve()}`.\n",
         f"\nAnalysis time {summary['seconds']:.1f} s.\n",
     ]
     return "\n".join(sections)

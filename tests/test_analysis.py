@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import ExifTags, Image
@@ -675,7 +676,8 @@ def test_filters_refuse_bad_flags_files(demo: Path, tmp_path: Path) -> None:
 
 
 def test_training_data_uses_the_filters(demo: Path, demo_analysis: AnalysisOutputs, tmp_path: Path) -> None:
-    """`python train.py +filters@data.filters=clean data.filters.flags_file=...` trains on the filtered set."""
+    """`python train.py filters=clean filters.flags_file=...` trains on the filtered set; `+filters=clean`,
+    which Hydra would suggest, is refused rather than ignored."""
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "train",
@@ -683,10 +685,12 @@ def test_training_data_uses_the_filters(demo: Path, demo_analysis: AnalysisOutpu
                 f"data.root={demo}",
                 "data.clean=false",
                 f"paths.output_dir={tmp_path}",
-                "+filters@data.filters=clean",
-                f"data.filters.flags_file={demo_analysis.flags_file}",
+                "filters=clean",
+                f"filters.flags_file={demo_analysis.flags_file}",
             ],
         )
+        with pytest.raises(ConfigCompositionException):
+            compose("train", overrides=["+filters=clean"])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     training_ids = set(datamodule.train_images.ids) | set(datamodule.val_images.ids)
