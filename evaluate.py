@@ -22,21 +22,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.gldv2 import load_gldv2_train
+from experiments.study_outputs import markdown_table
 from retrieval.evaluation import evaluate_benchmark
 from retrieval.extract import ExtractionSettings, extract_cached
-from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
+from retrieval.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 
 log = logging.getLogger("evaluate")
-
-
-def load_network(cfg: DictConfig) -> tuple[GlobalDescriptorNet, str]:
-    """The network of ``ckpt_path``, or the pretrained ``net`` config, and the id naming its weights."""
-    if cfg.ckpt_path:
-        net = GlobalDescriptorNet.from_checkpoint(cfg.ckpt_path)
-        return net, descriptor_id(net, cfg.ckpt_path)
-    net = instantiate(cfg.net)
-    return net, descriptor_id(net)
 
 
 def learn_whitening(
@@ -81,18 +73,22 @@ def learn_whitening(
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    """A markdown table, one row per benchmark, metrics in percent."""
+    """A markdown table per benchmark, metrics in percent."""
     lines = []
     for name, metrics in results.items():
         keys = sorted(metrics)
-        lines += [f"### {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(f"{100 * metrics[key]:.2f}" for key in keys) + " |", ""]
+        lines += [
+            f"### {name}",
+            "",
+            markdown_table(keys, [[f"{100 * metrics[key]:.2f}" for key in keys]]),
+            "",
+        ]
     return "\n".join(lines)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
-    net, descriptor_id = load_network(cfg)
+    net, descriptor_id = load_network(cfg.ckpt_path, lambda: instantiate(cfg.net))
     net.to(device)
     settings: ExtractionSettings = instantiate(cfg.extraction)
     post = instantiate(cfg.post)

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from retrieval.extract import ExtractionSettings
-from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
+from retrieval.network import load_network, resolve_device
 from retrieval.search_engine import build_collection, list_images
 
 log = logging.getLogger("index")
@@ -25,19 +25,14 @@ log = logging.getLogger("index")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="index")
 def main(cfg: DictConfig) -> None:
-    if cfg.ckpt_path:
-        net = GlobalDescriptorNet.from_checkpoint(cfg.ckpt_path)
-        weights_id = descriptor_id(net, cfg.ckpt_path)
-    else:
-        net = instantiate(cfg.net)
-        weights_id = descriptor_id(net)
+    net, descriptor_id = load_network(cfg.ckpt_path, lambda: instantiate(cfg.net))
     settings: ExtractionSettings = instantiate(cfg.extraction)
-    local_extractor = instantiate(cfg.local_features) if cfg.local_features else None
+    local_extractor = instantiate(cfg.local_features) if cfg.get("local_features") else None
     summary = build_collection(
         cfg.collection_dir,
         list_images(cfg.images_dir),
         net,
-        f"{weights_id}|max_side={settings.max_side}|scales={list(settings.scales)}",
+        descriptor_id,
         settings,
         instantiate(cfg.global_index),
         local_extractor,

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
+from lightning_modules.loggers import finishing_wandb
 from retrieval.network import WeightsError
 
 log = logging.getLogger("train")
@@ -53,7 +54,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     results: dict[str, Any] = {"monitor": cfg.monitor}
-    try:
+    with finishing_wandb():
         if cfg.validate_before_training and cfg.ckpt_path is None:
             results["before"] = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
             log.info("before training: %s", _format(results["before"]))
@@ -64,8 +65,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=False
         )[0]
         log.info("after training:  %s", _format(results["after"]))
-    finally:
-        _finish_wandb()
     if trainer.is_global_zero:
         results_path = output_dir / "results.json"
         results_path.write_text(json.dumps(results, indent=2))
@@ -76,17 +75,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _format(metrics: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
-
-
-def _finish_wandb() -> None:
-    """Close the W&B run so that a multirun's next job starts cleanly (and nothing hangs at exit)."""
-    import sys
-
-    if "wandb" in sys.modules:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -22,10 +22,8 @@ It writes ``benchmarks/results/analysis.json`` and ``analysis.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,14 +31,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import PIL
-
+from benchmarks.common import REALPHOTOS, environment, write_results
 from datamodules.analysis import ImageAnalysisSettings, analyze_image, iter_train_rows, scan_images
 from datamodules.demo import generate_demo
 from datamodules.gldv2 import image_path
 
-RESULTS_DIRECTORY = Path(__file__).resolve().parent / "results"
-REALPHOTOS = Path(__file__).resolve().parents[2] / "shared" / "realphotos" / "images"
 CHUNK_SIZE = 32
 
 
@@ -119,7 +114,9 @@ def main() -> None:
     parser.add_argument(
         "--demo-root", type=Path, default=Path("data/demo"), help="the demo dataset (default: data/demo)"
     )
-    parser.add_argument("--realphotos", type=Path, default=REALPHOTOS, help="folder of real photos (JPEG)")
+    parser.add_argument(
+        "--realphotos", type=Path, default=REALPHOTOS / "images", help="folder of real photos (JPEG)"
+    )
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1], help="worker counts to time"
     )
@@ -157,30 +154,16 @@ def main() -> None:
         rows.append(measure_scan(demo_root, max(args.workers), settings, args.repeats))
     table = format_table(rows)
     print(table)
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "pillow": PIL.__version__,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
-    RESULTS_DIRECTORY.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIRECTORY / "analysis.json").write_text(
-        json.dumps(
-            {"machine": machine, "settings": asdict(settings), "rows": [asdict(row) for row in rows]},
-            indent=2,
-        )
-        + "\n"
-    )
-    (RESULTS_DIRECTORY / "analysis.md").write_text(
+    machine = environment()
+    write_results(
+        "analysis",
+        {"settings": asdict(settings), "rows": [asdict(row) for row in rows]},
         "# Dataset-analysis benchmark\n\n"
         f"Per-image analysis (`analyze_image`, max side {settings.max_side}) in a process pool, chunks of {CHUNK_SIZE} "
         f"images, each dataset repeated up to {args.min_images} images, best of {args.repeats}, files in the page "
         f"cache; {machine['cpu_count']} CPU cores, "
-        f"{machine['platform']}, Python {machine['python']}, Pillow {machine['pillow']}.\n\n" + table + "\n"
+        f"{machine['platform']}, Python {machine['python']}, Pillow {machine['pillow']}.\n\n" + table,
     )
-    print(f"written to {RESULTS_DIRECTORY / 'analysis.json'} and analysis.md")
 
 
 if __name__ == "__main__":

@@ -10,19 +10,17 @@ Writes benchmarks/results/extraction_<device>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.common import write_results
 from datamodules.gldv2 import load_gldv2_train
 from retrieval.extract import ExtractionSettings, extract_descriptors
 from retrieval.images import load_rgb
 from retrieval.network import GlobalDescriptorNet
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @torch.no_grad()
@@ -88,8 +86,6 @@ def main() -> None:
         "images_per_s": rows,
         "ratio_1_scale": ratio,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"extraction_{args.device}.json").write_text(json.dumps(report, indent=2))
     lines = [
         f"# Extraction throughput ({gpu or 'CPU'}, {args.backbone}, max side {args.max_side}, {args.workers} workers)",
         "",
@@ -99,8 +95,8 @@ def main() -> None:
         "",
         f"framework / plain (1 scale): {ratio:.2f}×",
     ]
-    (RESULTS / f"extraction_{args.device}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_results(f"extraction_{args.device}", report, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ Run from the repository root (one torch thread unless a setting says otherwise):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -38,6 +37,7 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
 from datamodules.benchmarks import load_realphotos
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.extract import ExtractionSettings, extract_cached
@@ -50,9 +50,6 @@ from retrieval.network import OFFLINE_WEIGHTS, GlobalDescriptorNet, descriptor_i
 from retrieval.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
 from retrieval.verification import VerificationConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"
-RESULTS_DIRECTORY = Path(__file__).resolve().parent / "results"
 TOP_K = 100
 EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)
 
@@ -273,11 +270,7 @@ def thesis_way(
     return times
 
 
-def write_results(rows: list[Row], context: dict[str, object]) -> None:
-    RESULTS_DIRECTORY.mkdir(exist_ok=True)
-    (RESULTS_DIRECTORY / "rerank.json").write_text(
-        json.dumps({"context": context, "rows": [asdict(row) for row in rows]}, indent=2)
-    )
+def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     header = (
         "| setting | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
         "AUC | mAP inliers only | positives ≥ 15 | negative p99 | negative max |"
@@ -304,8 +297,8 @@ def write_results(rows: list[Row], context: dict[str, object]) -> None:
             f"{100 * row.mp10:.1f} | {kept} | {row.auc:.4f} | {100 * row.map_inliers_only:.1f} | "
             f"{100 * row.positives_at_15:.1f}% | {row.negative_p99:.0f} | {row.negative_max:.0f} |"
         )
-    (RESULTS_DIRECTORY / "rerank.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_results("rerank", {"context": context, "rows": [asdict(row) for row in rows]}, "\n".join(lines))
 
 
 def main() -> None:
@@ -401,7 +394,7 @@ def main() -> None:
             f"{1000 * float(np.median([elapsed.cpu for elapsed in extraction_times])):.0f} CPU ms (not included)"
         ),
     }
-    write_results(rows, context)
+    write_rerank_results(rows, context)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 import faiss
@@ -42,7 +40,6 @@ from retrieval.index import DescriptorIndex, create_index, exact_search, faiss_g
 
 Result = TypeVar("Result")
 
-RESULTS_DIRECTORY = Path(__file__).resolve().parent / "results"
 
 # GLDv2 retrieval: index and test set sizes.
 GLDV2_NUM_DATABASE = 761_757
@@ -216,25 +213,13 @@ def markdown(title: str, config: dict[str, object], rows: list[Row], k: int) -> 
     return "\n".join(lines) + "\n"
 
 
-def environment() -> dict[str, object]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+def write_search_results(name: str, title: str, config: dict[str, object], rows: list[Row], k: int) -> None:
+    report = {
+        "config": config,
         "faiss_gpu_available": faiss_gpu_available(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "rows": [asdict(row) for row in rows],
     }
-
-
-def write_results(name: str, title: str, config: dict[str, object], rows: list[Row], k: int) -> None:
-    RESULTS_DIRECTORY.mkdir(parents=True, exist_ok=True)
-    payload = {"config": config, "environment": environment(), "rows": [asdict(row) for row in rows]}
-    (RESULTS_DIRECTORY / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (RESULTS_DIRECTORY / f"{name}.md").write_text(markdown(title, config, rows, k), encoding="utf-8")
-    print(f"wrote {RESULTS_DIRECTORY / name}.json and .md")
+    write_search_results(name, report, markdown(title, config, rows, k))
 
 
 def run_cpu(args: argparse.Namespace) -> None:
@@ -287,7 +272,7 @@ def run_cpu(args: argparse.Namespace) -> None:
     hnsw = create_index("hnsw", dim, "bench", "cpu", M=args.hnsw_m, ef_construction=args.ef_construction)
     ef_settings = [{"ef_search": value} for value in args.ef_search]
     rows += measure_index("faiss HNSW", hnsw, database, queries, truth, k, 1, ef_settings)
-    write_results("search_cpu", "Search benchmark, CPU", config, rows, k)
+    write_search_results("search_cpu", "Search benchmark, CPU", config, rows, k)
 
 
 def torch_gpu_rows(
@@ -374,7 +359,7 @@ def run_gpu(args: argparse.Namespace) -> None:
     ):
         row.note = f"first {subset} queries"
         rows.append(row)
-    write_results("search_gpu", "Search benchmark, GPU", config, rows, k)
+    write_search_results("search_gpu", "Search benchmark, GPU", config, rows, k)
 
 
 def main() -> None:

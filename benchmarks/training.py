@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks.common import write_results
 from datamodules.gldv2 import image_path, load_gldv2_train
 from datamodules.images import (
     ImageListDataset,
@@ -41,8 +40,6 @@ from lightning_modules.siamese import SiameseRetrievalModule
 from retrieval.losses import ContrastiveLoss
 from retrieval.mining import mine_hard_negatives
 from retrieval.network import GlobalDescriptorNet
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def replicated_demo(source: Path, target: Path, copies: int) -> Path:
@@ -269,15 +266,11 @@ def main() -> None:
     ratios = {key: best_framework[key] / best_plain[key] for key in best_framework if key.endswith("per_s")}
     report = {
         "settings": {key: str(value) for key, value in vars(args).items()},
-        "machine": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,
         "framework": best_framework,
         "plain": best_plain,
         "ratio_framework_over_plain": ratios,
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = f"training_{args.device}"
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
     lines = [
         f"# Training throughput ({report['gpu'] or 'CPU'}, {args.backbone}, {args.image_size} px, "
         f"{args.tuples} tuples of {2 + args.negatives}, pool {args.pool}, {args.workers} workers)",
@@ -288,8 +281,8 @@ def main() -> None:
     for key in best_framework:
         ratio = f"{ratios[key]:.2f}" if key in ratios else ""
         lines.append(f"| {key} | {best_framework[key]:.1f} | {best_plain[key]:.1f} | {ratio} |")
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    write_results(f"training_{args.device}", report, "\n".join(lines))
 
 
 if __name__ == "__main__":

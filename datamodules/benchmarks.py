@@ -25,9 +25,9 @@ import numpy as np
 
 from datamodules.gldv2 import image_path as gldv2_image_path
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
+from retrieval.images import IMAGE_SUFFIXES
 from retrieval.safe_pickle import load_restricted_pickle
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 REVISITED_NAMES = ("roxford5k", "rparis6k", "rdemo")
 DISTRACTORS_FOLDER = "distractors"
 GLDV2_SOLUTION_FILE = "retrieval_solution_v2.1.csv"

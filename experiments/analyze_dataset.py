@@ -25,9 +25,8 @@ import json
 import logging
 import math
 import os
-import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 from tqdm import tqdm
 
@@ -59,9 +58,11 @@ from datamodules.analysis import (
     scan_images,
 )
 from datamodules.gldv2 import image_path, read_train_clean_csv
+from experiments.study_outputs import markdown_table, settings_of
+from lightning_modules.loggers import finishing_wandb
 from retrieval.duplicates import choose_num_bands, duplicate_representatives, near_duplicate_pairs
 from retrieval.extract import ExtractionSettings, extract_descriptors
-from retrieval.network import GlobalDescriptorNet
+from retrieval.network import GlobalDescriptorNet, resolve_device
 
 log = logging.getLogger("analyze_dataset")
 
@@ -107,13 +108,6 @@ def near_duplicate_sources(statistics: DatasetStatistics, radius: int) -> np.nda
     sources = np.full(statistics.num_rows, -1, dtype=np.int64)
     sources[decodable_rows[is_copy]] = decodable_rows[representatives[is_copy]]
     return sources
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the GPU when there is one."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def noisy_label_scores(
@@ -417,12 +411,6 @@ def draw_plots(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _share(count: int, total: int) -> str:
     return f"{count} ({100 * count / total:.1f} %)" if total else str(count)
 
@@ -450,7 +438,7 @@ def render_report(
     landmarks = summary["landmarks"]
     sections = [
         f"# Dataset analysis of `{summary['data_root']}`\n",
-        _table(
+        markdown_table(
             [
                 "train.csv rows",
                 "decodable images",
@@ -470,7 +458,7 @@ def render_report(
         ),
         "\n## Images per landmark\n",
         _figure(plots, "landmark_long_tail", "images per landmark"),
-        _table(
+        markdown_table(
             ["statistic", "value"],
             [[name, _statistic(name, value)] for name, value in landmarks.items()],
         ),
@@ -481,7 +469,7 @@ def render_report(
     if clean is not None:
         sections += [
             "\n## Coverage of train_clean.csv\n",
-            _table(
+            markdown_table(
                 ["", "train.csv", "train_clean.csv", "share"],
                 [
                     ["images", rows, clean["images"], f"{100 * clean['image_share']:.1f} %"],
@@ -509,7 +497,7 @@ def render_report(
     sections += [
         "\n## Defects\n",
         _figure(plots, "flags", "flagged images"),
-        _table(["flag", "images"], [[name, _share(count, rows)] for name, count in defects.items()]),
+        markdown_table(["flag", "images"], [[name, _share(count, rows)] for name, count in defects.items()]),
         "\nmissing: no file; undecodable: unreadable by `retrieval.images.load_rgb` (truncated: its header is readable, "
         "its pixel data is not; not_an_image: the rest); grayscale: one channel, or three equal ones; near_grayscale: "
         "colour explained by luminance (sepia, toned, faded, nearly colourless); near_duplicate: within "
@@ -517,7 +505,7 @@ def render_report(
         f"({summary['near_duplicates']['groups']} groups).\n",
         "\n## Image sizes\n",
         _figure(plots, "image_sizes", "image sizes"),
-        _table(
+        markdown_table(
             ["", *summary["sizes"]["width"].keys()],
             [
                 [name, *(f"{value:.3g}" for value in summary["sizes"][name].values())]
@@ -534,17 +522,17 @@ def render_report(
         f"{_share(exif['with_datetime'], decodable)} decodable images carry a valid DateTimeOriginal "
         f"({exif['invalid_datetime']} more an invalid one).\n",
         _figure(plots, "exif_time", "EXIF time"),
-        _table(["time of day", "images"], list(exif["time_of_day"].items())),
+        markdown_table(["time of day", "images"], list(exif["time_of_day"].items())),
         "\nmorning 6-11 h, noon 11-14 h, afternoon 14-19 h, night otherwise.\n",
-        _table(["season", "images"], list(exif["seasons"].items())),
+        markdown_table(["season", "images"], list(exif["seasons"].items())),
         "\n## Cameras: EXIF Make and Model\n",
         f"{_share(exif['with_make'], decodable)} decodable images name a camera make, "
         f"{_share(exif['with_model'], decodable)} a model ({exif['distinct_makes']} makes, "
         f"{exif['distinct_models']} models).\n",
         _figure(plots, "cameras", "cameras"),
-        _table(["make", "images"], list(itertools.islice(exif["makes"].items(), _TOP_ROWS))),
+        markdown_table(["make", "images"], list(itertools.islice(exif["makes"].items(), _TOP_ROWS))),
         "",
-        _table(["model", "images"], list(itertools.islice(exif["models"].items(), _TOP_ROWS))),
+        markdown_table(["model", "images"], list(itertools.islice(exif["models"].items(), _TOP_ROWS))),
     ]
     noisy = summary.get("noisy_labels")
     if noisy is not None and scores is not None:
@@ -554,7 +542,7 @@ def render_report(
             f"{noisy['candidates']} of {noisy['scored']} scored images exceed the threshold {threshold:.3f} "
             f"({noisy['threshold_rule']}).\n",
             _figure(plots, "noisy_label_scores", "noisy-label scores"),
-            _top_noisy_table(flags_path, scores),
+            _top_noisymarkdown_table(flags_path, scores),
         ]
     sections += [
         "\n## Files\n",
@@ -567,7 +555,7 @@ def render_report(
     return "\n".join(sections)
 
 
-def _top_noisy_table(flags_path: Path, scores: np.ndarray) -> str:
+def _top_noisymarkdown_table(flags_path: Path, scores: np.ndarray) -> str:
     """The ``_TOP_ROWS`` highest-scored images (id, landmark, score)."""
     ranked = np.argsort(np.nan_to_num(scores, nan=-1.0))[::-1][:_TOP_ROWS]
     wanted = {int(position): rank for rank, position in enumerate(ranked) if not np.isnan(scores[position])}
@@ -576,7 +564,7 @@ def _top_noisy_table(flags_path: Path, scores: np.ndarray) -> str:
         for position, row in enumerate(csv.DictReader(handle)):
             if position in wanted:
                 found.append((wanted[position], row["id"], row["landmark_id"]))
-    return _table(
+    return markdown_table(
         ["id", "landmark_id", "score"],
         [[image_id, landmark, f"{scores[ranked[rank]]:.3f}"] for rank, image_id, landmark in sorted(found)],
     )
@@ -628,9 +616,9 @@ def run(cfg: DictConfig) -> AnalysisOutputs:
     """The command line's work: analyse ``cfg.data_root`` into the run folder (or ``cfg.resume_dir``) and log."""
     if cfg.resume_dir is not None and not Path(cfg.resume_dir).is_dir():
         raise ValueError(f"resume_dir={cfg.resume_dir!r} is not the folder of an earlier analysis run")
-    settings = {
-        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-        for key in (
+    settings = settings_of(
+        cfg,
+        [
             "data_root",
             "resume_dir",
             "chunk_size",
@@ -641,10 +629,10 @@ def run(cfg: DictConfig) -> AnalysisOutputs:
             "device",
             "extraction",
             "noisy_labels",
-        )
-    }
+        ],
+    )
     loggers = [instantiate(logger) for logger in cfg.get("logger", {}).values()]
-    try:
+    with finishing_wandb():
         outputs = analyze_dataset(
             data_root=cfg.data_root,
             output_dir=cfg.resume_dir or cfg.paths.output_dir,
@@ -658,12 +646,6 @@ def run(cfg: DictConfig) -> AnalysisOutputs:
             device=cfg.device,
         )
         log_outputs(loggers, outputs, settings)
-    finally:
-        if "wandb" in sys.modules:
-            import wandb
-
-            if wandb.run is not None:
-                wandb.finish()
     return outputs
 
 

@@ -39,7 +39,6 @@ from omegaconf import DictConfig
 
 from experiments.study_outputs import (
     extraction_ms_per_image,
-    finishing_wandb,
     global_ranking,
     headline_names,
     load_global_network,
@@ -50,6 +49,7 @@ from experiments.study_outputs import (
     settings_of,
     write_results,
 )
+from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.cnn_patches import CNN_PATCH_METHOD
 from retrieval.codebook import (

@@ -34,7 +34,6 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments.study_outputs import (
-    finishing_wandb,
     global_ranking,
     headline_names,
     load_global_network,
@@ -45,6 +44,7 @@ from experiments.study_outputs import (
     settings_of,
     write_results,
 )
+from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.cnn_patches import CNN_PATCH_METHOD
 from retrieval.evaluation import (

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from retrieval.benchmark import RetrievalBenchmark
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
 from retrieval.extract import ExtractionSettings, files_fingerprint
 from retrieval.local_features import LocalExtractor
-from retrieval.network import GlobalDescriptorNet, descriptor_id, resolve_device
+from retrieval.network import GlobalDescriptorNet, load_network, resolve_device
 
 # The metrics a study table shows for each protocol, the first being the one plots use.
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
@@ -51,12 +49,11 @@ def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[Glo
         the network (in eval mode), the id naming its weights (descriptor caches are keyed by it), and a
         description for tables.
     """
+    net, weights_id = load_network(ckpt_path, lambda: instantiate(net_cfg))
     if ckpt_path:
-        net = GlobalDescriptorNet.from_checkpoint(ckpt_path)
-        return net.eval(), descriptor_id(net, ckpt_path), f"checkpoint {ckpt_path}"
-    net = instantiate(net_cfg)
+        return net, weights_id, f"checkpoint {ckpt_path}"
     weights = net_cfg.pretrained_path or net_cfg.pretrained
-    return net.eval(), descriptor_id(net), f"{net_cfg.backbone}, pretrained ({weights}), no checkpoint"
+    return net, weights_id, f"{net_cfg.backbone}, pretrained ({weights}), no checkpoint"
 
 
 def global_ranking(
@@ -137,7 +134,7 @@ def log_results(
     files: Mapping[str, Path],
 ) -> None:
     """Hyperparameters and metrics to every configured logger; to W&B also the table, the plot and the files as
-    an artifact. Call inside :func:`finishing_wandb`."""
+    an artifact. Call inside :func:`lightning_modules.loggers.finishing_wandb`."""
     finite = {name: float(value) for name, value in metrics.items() if math.isfinite(value)}
     for logger in (instantiate(entry) for entry in logger_cfg.values()):
         logger.log_hyperparams(dict(hyperparameters))
@@ -160,19 +157,6 @@ def log_results(
                 artifact.add_file(str(path))
             run.log_artifact(artifact)
         logger.save()
-
-
-@contextmanager
-def finishing_wandb() -> Iterator[None]:
-    """Finish the W&B run, if one was started, however the block ends."""
-    try:
-        yield
-    finally:
-        if "wandb" in sys.modules:
-            import wandb
-
-            if wandb.run is not None:
-                wandb.finish()
 
 
 def settings_of(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:

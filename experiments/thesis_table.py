@@ -35,7 +35,6 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments.study_outputs import (
-    finishing_wandb,
     global_ranking,
     headline_names,
     load_global_network,
@@ -46,6 +45,7 @@ from experiments.study_outputs import (
     settings_of,
     write_results,
 )
+from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.codebook import CodebookKind, codebook_descriptors, codebook_retrieval
 from retrieval.evaluation import (

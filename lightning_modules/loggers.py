@@ -1,9 +1,13 @@
-"""Experiment loggers that need more than their constructor: W&B with an explicit online/offline decision."""
+"""Experiment loggers that need more than their constructor: W&B with an explicit online/offline decision, and
+the one place every app finishes its W&B run."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -52,3 +56,17 @@ def build_wandb_logger(
         tags=list(tags or []),
         log_model=log_model,
     )
+
+
+@contextmanager
+def finishing_wandb() -> Iterator[None]:
+    """Finish the W&B run, if one was started, however the block ends: a multirun's next job then starts
+    cleanly, and nothing hangs at exit."""
+    try:
+        yield
+    finally:
+        if "wandb" in sys.modules:
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()

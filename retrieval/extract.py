@@ -64,6 +64,12 @@ class ExtractionSettings:
         if self.size_step is not None and not 1 <= self.size_step <= self.max_side:
             raise ValueError(f"size_step must be in [1, max_side] or None, got {self.size_step}")
 
+    def key(self) -> str:
+        """The settings descriptors depend on, e.g. ``max_side=512|scales=[1.0]`` (batching and workers do not
+        change them); an index of descriptors is named by its weights' id and this."""
+        key = f"max_side={self.max_side}|scales={list(self.scales)}"
+        return key if self.size_step is None else f"{key}|size_step={self.size_step}"
+
 
 class _ExtractionDataset(Dataset):
     """Image i, cropped to its box, resized to ``max_side``, as a uint8 tensor (3, H, W); ``None`` if unreadable."""

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,19 @@ class GlobalDescriptorNet(nn.Module):
     def save(self, path: str | Path) -> None:
         """Save config and weights to one file readable with ``weights_only=True``."""
         torch.save({"net_config": self.config, "net_state_dict": self.state_dict()}, path)
+
+
+def load_network(
+    ckpt_path: str | Path | None, build: Callable[[], GlobalDescriptorNet]
+) -> tuple[GlobalDescriptorNet, str]:
+    """The network of a checkpoint (a training ``.ckpt`` or a :meth:`GlobalDescriptorNet.save` file), or the one
+    ``build`` makes when ``ckpt_path`` is None (e.g. a pretrained backbone), in eval mode, with the id naming
+    its weights (:func:`descriptor_id`)."""
+    if ckpt_path:
+        net = GlobalDescriptorNet.from_checkpoint(ckpt_path)
+        return net.eval(), descriptor_id(net, ckpt_path)
+    net = build()
+    return net.eval(), descriptor_id(net)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

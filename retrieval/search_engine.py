@@ -71,7 +71,8 @@ def build_collection(
         output_dir: the collection folder (created).
         images: image id → path.
         net: the global network; saved into the folder.
-        descriptor_id: names the weights and settings (checked when the index is loaded).
+        descriptor_id: names the network's weights; with the settings' key it names the index (checked when the
+            index is loaded).
         settings: global extraction settings (queries use the same).
         make_index: ``make_index(dim=..., descriptor_id=...) → empty DescriptorIndex`` (flat, IVF-PQ, HNSW).
         local_extractor: local features to store for re-ranking, or ``None``.
@@ -89,7 +90,8 @@ def build_collection(
     )
     kept = np.flatnonzero(readable)
     skipped = [ids[i] for i in np.flatnonzero(~readable)]
-    index = make_index(dim=net.output_dim, descriptor_id=descriptor_id)
+    index_id = f"{descriptor_id}|{settings.key()}"
+    index = make_index(dim=net.output_dim, descriptor_id=index_id)
     index.add(descriptors[kept], [ids[i] for i in kept])
     index.save(output_dir / "global")
     net.save(output_dir / "net.pt")
@@ -102,6 +104,7 @@ def build_collection(
         )
     summary = {
         "descriptor_id": descriptor_id,
+        "index_id": index_id,
         "num_images": len(kept),
         "skipped": skipped,
         "images": {ids[i]: str(Path(paths[i]).resolve()) for i in kept},
@@ -158,7 +161,8 @@ class SearchEngine:
         self.index = DescriptorIndex.load(
             self.root / "global",
             expected_dim=self.net.output_dim,
-            expected_descriptor_id=self.manifest["descriptor_id"],
+            # collections written before index_id existed name the index by their descriptor_id
+            expected_descriptor_id=self.manifest.get("index_id", self.manifest["descriptor_id"]),
         )
         extraction = dict(self.manifest["extraction"])
         extraction["scales"] = tuple(extraction["scales"])
