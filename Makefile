@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 demo: $(DEMO)/.complete
 
-$(DEMO)/.complete: $(STAMP) datamodules/demo.py
+$(DEMO)/.complete: $(STAMP) $(wildcard datamodules/demo/*.py datamodules/demo/styles/*.py)
 	$(PY) -m datamodules.demo --root $(DEMO) --force
 
 train: demo
