@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from datamodules.gldv2 import load_gldv2_train
+from datamodules.formats.gldv2 import load_gldv2_train
 from experiments.study_outputs import markdown_table
 from retrieval.evaluation import evaluate_benchmark
 from retrieval.extract import ExtractionSettings, extract_cached

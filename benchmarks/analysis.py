@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.common import REALPHOTOS, environment, write_results
-from datamodules.analysis import ImageAnalysisSettings, analyze_image, iter_train_rows, scan_images
+from datamodules.analysis.image_properties import ImageAnalysisSettings, analyze_image
+from datamodules.analysis.scan import iter_train_rows, scan_images
 from datamodules.demo import generate_demo
-from datamodules.gldv2 import image_path
+from datamodules.formats.gldv2 import image_path
 
 CHUNK_SIZE = 32
 

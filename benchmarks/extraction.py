@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import write_results
-from datamodules.gldv2 import load_gldv2_train
+from datamodules.formats.gldv2 import load_gldv2_train
 from retrieval.extract import ExtractionSettings, extract_descriptors
 from retrieval.images import load_rgb
 from retrieval.network import GlobalDescriptorNet

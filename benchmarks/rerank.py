@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
-from datamodules.benchmarks import load_realphotos
+from datamodules.formats.folders import load_realphotos
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.extract import ExtractionSettings, extract_cached
 from retrieval.feature_store import FeatureStore, build_feature_store

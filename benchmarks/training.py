@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import write_results
-from datamodules.gldv2 import image_path, load_gldv2_train
-from datamodules.images import (
+from datamodules.formats.gldv2 import image_path, load_gldv2_train
+from datamodules.image_datasets import (
     ImageListDataset,
     build_eval_transform,
     build_train_transform,

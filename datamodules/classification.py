@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.images import ImageListDataset, build_train_transform, collate_skipping_failures
+from datamodules.image_datasets import ImageListDataset, build_train_transform, collate_skipping_failures
 from datamodules.landmarks import IdFilter, LandmarkDataModule
 
 

@@ -2,7 +2,7 @@
 
     python -m datamodules.download {roxford5k,rparis6k,revisitop1m,gldv2} --root DIR
 
-writes the layout that :func:`datamodules.benchmarks.load_benchmark` reads:
+writes the layout that :func:`datamodules.formats.sources.load_benchmark` reads:
 
 - ``DIR/roxford5k/jpg/*.jpg`` and ``DIR/roxford5k/gnd_roxford5k.pkl`` (same for ``rparis6k``): the Oxford and
   Paris Buildings images from robots.ox.ac.uk, the revisited ground truth from cmp.felk.cvut.cz (revisitop).

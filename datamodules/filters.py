@@ -2,35 +2,24 @@
 
 ``python experiments/analyze_dataset.py`` writes ``flags.csv`` (one row per ``train.csv`` row); a
 :class:`DataFilters` turns the flags it is told to act on into the set of image ids that the training reader
-(:func:`datamodules.gldv2.load_gldv2_train`) excludes, so the training set is exactly the one the report describes::
+(:func:`datamodules.formats.gldv2.load_gldv2_train`) excludes, so the training set is exactly the one the report describes::
 
     python train.py filters=clean filters.flags_file=outputs/analyze/runs/<time>/flags.csv
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from datamodules.analysis.flags import read_flags
+
 log = logging.getLogger(__name__)
 
 REASONS = ("undecodable", "grayscale", "near_grayscale", "near_duplicate", "noisy_label")
-_REQUIRED_COLUMNS = frozenset(
-    {
-        "id",
-        "missing",
-        "undecodable",
-        "grayscale",
-        "near_grayscale",
-        "near_duplicate_of",
-        "noisy_label_score",
-        "noisy_label",
-    }
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,27 +97,16 @@ class DataFilters:
             ValueError: the file is not a flags file, or noisy labels are to be dropped but it has no scores.
         """
         path = Path(self.flags_file)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"flags file {path} not found; write it with `python experiments/analyze_dataset.py`"
-            )
         excluded: set[str] = set()
         dropped_by_reason: Counter[str] = Counter()
         num_rows = num_scored = 0
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing_columns = _REQUIRED_COLUMNS - set(reader.fieldnames or ())
-            if missing_columns:
-                raise ValueError(
-                    f"{path} is not a flags file of the dataset analysis: no {sorted(missing_columns)}"
-                )
-            for row in reader:
-                num_rows += 1
-                num_scored += bool(row["noisy_label_score"])
-                reasons = self.reasons(row)
-                if reasons:
-                    excluded.add(row["id"])
-                    dropped_by_reason.update(reasons)
+        for row in read_flags(path):
+            num_rows += 1
+            num_scored += bool(row["noisy_label_score"])
+            reasons = self.reasons(row)
+            if reasons:
+                excluded.add(row["id"])
+                dropped_by_reason.update(reasons)
         if self.drop_noisy_labels and num_scored == 0:
             raise ValueError(
                 f"{path} has no noisy-label scores: rerun the analysis with ckpt_path=<checkpoint> "

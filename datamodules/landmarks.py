@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.gldv2 import LandmarkImages, load_gldv2_train, split_by_landmark
-from datamodules.images import ImageListDataset, build_eval_transform, collate_skipping_failures
+from datamodules.formats.gldv2 import LandmarkImages, load_gldv2_train, split_by_landmark
+from datamodules.image_datasets import ImageListDataset, build_eval_transform, collate_skipping_failures
 
 log = logging.getLogger(__name__)
 

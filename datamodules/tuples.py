@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from datamodules.images import Transform, build_train_transform, collate_skipping_failures
+from datamodules.image_datasets import Transform, build_train_transform, collate_skipping_failures
 from datamodules.landmarks import IdFilter, LandmarkDataModule
 from retrieval.images import ImageLoadError, load_rgb
 from retrieval.mining import mine_hard_negatives, mine_random_negatives, tuple_statistics

@@ -39,37 +39,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
-from tqdm import tqdm
 
-from datamodules.analysis import (
-    FLAG_COLUMNS,
-    SCAN_COLUMNS,
-    DatasetStatistics,
-    ImageAnalysisSettings,
-    NoisyLabelSettings,
-    check_resume_state,
-    file_digest,
-    iter_chunk_rows,
-    medoid_distances,
-    scan_images,
-)
-from datamodules.gldv2 import image_path, read_train_clean_csv
+from datamodules.analysis.flags import FLAG_COLUMNS, write_flags
+from datamodules.analysis.image_properties import ImageAnalysisSettings
+from datamodules.analysis.noisy_labels import NoisyLabelSettings, noisy_label_scores
+from datamodules.analysis.scan import iter_chunk_rows, scan_images
+from datamodules.analysis.statistics import DatasetStatistics
+from datamodules.formats.gldv2 import read_train_clean_csv
 from experiments.study_outputs import markdown_table, settings_of
 from lightning_modules.loggers import finishing_wandb
 from retrieval.duplicates import choose_num_bands, duplicate_representatives, near_duplicate_pairs
-from retrieval.extract import ExtractionSettings, extract_descriptors
-from retrieval.network import GlobalDescriptorNet, resolve_device
+from retrieval.extract import ExtractionSettings
+from retrieval.network import resolve_device
 
 log = logging.getLogger("analyze_dataset")
 
 FLAGS_FILE = "flags.csv"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
-DESCRIPTOR_FOLDER = "descriptors"
 _TOP_ROWS = 15  # rows of the camera and noisy-label tables
 DEFAULT_IMAGE_ANALYSIS = ImageAnalysisSettings()
 # One scale at 512 pixels: outliers stand out at a fraction of the cost of the evaluation's three scales.
@@ -108,107 +98,6 @@ def near_duplicate_sources(statistics: DatasetStatistics, radius: int) -> np.nda
     sources = np.full(statistics.num_rows, -1, dtype=np.int64)
     sources[decodable_rows[is_copy]] = decodable_rows[representatives[is_copy]]
     return sources
-
-
-def noisy_label_scores(
-    chunk_paths: Sequence[Path],
-    root: Path,
-    statistics: DatasetStatistics,
-    ckpt_path: Path,
-    extraction: ExtractionSettings,
-    settings: NoisyLabelSettings,
-    device: torch.device,
-    work_dir: Path,
-    progress: bool = True,
-) -> np.ndarray:
-    """Cosine distance of every row (N,) to its landmark's medoid descriptor (NaN where undefined).
-
-    Descriptors are extracted in blocks of ``settings.block_size`` rows, each saved to
-    ``<work_dir>/descriptors/block_<i>.npy`` (float16; zero rows for unreadable images) and skipped when present,
-    then gathered into one memory-mapped (N, D) array that the medoids read a landmark at a time.
-    """
-    folder = work_dir / DESCRIPTOR_FOLDER
-    check_resume_state(
-        folder / "state.json",
-        {
-            "checkpoint_sha256": file_digest(ckpt_path),
-            "max_side": extraction.max_side,
-            "scales": extraction.scales,
-            "block_size": settings.block_size,
-            "rows": statistics.num_rows,
-        },
-    )
-    net = GlobalDescriptorNet.from_checkpoint(ckpt_path)
-    num_blocks = math.ceil(statistics.num_rows / settings.block_size)
-    block_paths = [folder / f"block_{index:06d}.npy" for index in range(num_blocks)]
-    rows = iter_chunk_rows(chunk_paths)
-    with tqdm(
-        total=statistics.num_rows, desc="noisy labels: descriptors", unit="img", disable=not progress
-    ) as bar:
-        for block_path in block_paths:
-            block = list(itertools.islice(rows, settings.block_size))
-            if not block_path.is_file():
-                readable_rows = [
-                    position
-                    for position, row in enumerate(block)
-                    if row["missing"] == "0" and row["undecodable"] == "0"
-                ]
-                paths = [image_path(root, "train", block[position]["id"]) for position in readable_rows]
-                descriptors, readable = extract_descriptors(
-                    net, paths, extraction, device=device, progress=False
-                )
-                block_descriptors = np.zeros((len(block), net.output_dim), dtype=np.float16)
-                block_descriptors[np.asarray(readable_rows, dtype=np.int64)[readable]] = descriptors[readable]
-                temporary = block_path.with_suffix(".tmp")
-                with open(temporary, "wb") as handle:
-                    np.save(handle, block_descriptors)
-                temporary.replace(block_path)
-            bar.update(len(block))
-    descriptors = np.lib.format.open_memmap(
-        folder / "descriptors.npy", mode="w+", dtype=np.float16, shape=(statistics.num_rows, net.output_dim)
-    )
-    valid = np.zeros(statistics.num_rows, dtype=bool)
-    for index, block_path in enumerate(block_paths):
-        block = np.load(block_path)
-        start = index * settings.block_size
-        descriptors[start : start + len(block)] = block
-        valid[start : start + len(block)] = np.any(block != 0, axis=1)
-    descriptors.flush()
-    labels = np.frombuffer(statistics.labels, dtype=np.int64)
-    return medoid_distances(descriptors, labels, valid, settings.min_images, settings.max_medoid_candidates)
-
-
-def write_flags(
-    chunk_paths: Sequence[Path],
-    flags_path: Path,
-    duplicate_sources: np.ndarray,
-    scores: np.ndarray | None,
-    threshold: float,
-) -> None:
-    """The flags file: the scan rows plus ``near_duplicate_of`` (the id of the image kept instead),
-    ``noisy_label_score`` and ``noisy_label`` (score above ``threshold``; both empty without a checkpoint)."""
-    source_rows = set(duplicate_sources[duplicate_sources >= 0].tolist())
-    source_ids = {
-        position: row["id"]
-        for position, row in enumerate(iter_chunk_rows(chunk_paths))
-        if position in source_rows
-    }
-    temporary = flags_path.with_suffix(".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(FLAG_COLUMNS)
-        for position, row in enumerate(iter_chunk_rows(chunk_paths)):
-            source = int(duplicate_sources[position])
-            score = float(scores[position]) if scores is not None else math.nan
-            writer.writerow(
-                [row[column] for column in SCAN_COLUMNS]
-                + [
-                    source_ids[source] if source >= 0 else "",
-                    "" if math.isnan(score) else f"{score:.4f}",
-                    "" if math.isnan(score) else str(int(score > threshold)),
-                ]
-            )
-    temporary.replace(flags_path)
 
 
 def analyze_dataset(
@@ -291,7 +180,9 @@ def analyze_dataset(
             else {},
         }
     flags_path = output_dir / FLAGS_FILE
-    write_flags(chunk_paths, flags_path, duplicate_sources, scores, threshold)
+    ids = [row["id"] for row in iter_chunk_rows(chunk_paths)]
+    kept_instead = ["" if source < 0 else ids[source] for source in duplicate_sources.tolist()]
+    write_flags(flags_path, iter_chunk_rows(chunk_paths), kept_instead, scores, threshold)
     plots = draw_plots(statistics, summary, scores, threshold, output_dir)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary_path = output_dir / SUMMARY_FILE

@@ -9,8 +9,7 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
-from datamodules.benchmarks import BenchmarkSource
-from retrieval.benchmark import RetrievalBenchmark
+from retrieval.benchmark import BenchmarkLoader, RetrievalBenchmark
 from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark
 from retrieval.extract import ExtractionSettings
 from retrieval.visualize import render_ranking_grid, stack_rows
@@ -25,7 +24,7 @@ class RetrievalEvaluation(pl.Callback):
     (green: positive, red: negative, grey: junk) to W&B and to ``<run dir>/retrieval/``.
 
     Args:
-        benchmarks: name → source.
+        benchmarks: name → its loader (loaded once, at setup).
         extraction: how descriptors are extracted.
         post: query expansion, database-side augmentation and ranking depth (None: none, whole ranking).
         every_n_epochs: evaluation period during fit.
@@ -35,7 +34,7 @@ class RetrievalEvaluation(pl.Callback):
 
     def __init__(
         self,
-        benchmarks: dict[str, BenchmarkSource],
+        benchmarks: dict[str, BenchmarkLoader],
         extraction: ExtractionSettings,
         post: PostProcessing | None = None,
         every_n_epochs: int = 1,

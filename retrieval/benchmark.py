@@ -9,12 +9,13 @@ A :class:`RetrievalBenchmark` lists query and database images and, for every que
 - ``"plain"`` (a folder of landmarks, the shared real photos): positives in ``easy``, ``junk`` removed from the
   ranking (in leave-one-out, the query itself).
 
-Readers of the real file formats live in ``datamodules/benchmarks.py``; the metrics in ``retrieval/metrics.py``.
+Readers of the real file formats live in ``datamodules/formats/``; the metrics in ``retrieval/metrics.py``.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,3 +281,9 @@ class RetrievalBenchmark:
             database_ids=[self.database_ids[index] for index in kept_indices],
             query_boxes=subset.query_boxes,
         )
+
+
+class BenchmarkLoader(typing.Protocol):
+    """Anything that loads a benchmark on demand (e.g. ``datamodules.formats.sources.BenchmarkSource``)."""
+
+    def load(self) -> RetrievalBenchmark: ...

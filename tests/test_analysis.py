@@ -21,25 +21,22 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import ExifTags, Image
 
-import datamodules.analysis as analysis
-from datamodules.analysis import (
+from datamodules.analysis import scan
+from datamodules.analysis.flags import FLAG_COLUMNS, SCAN_COLUMNS
+from datamodules.analysis.image_properties import ImageAnalysisSettings, ImageProperties, analyze_image
+from datamodules.analysis.noisy_labels import NoisyLabelSettings, medoid_distances
+from datamodules.analysis.scan import scan_images, scan_row
+from datamodules.analysis.statistics import (
     DatasetStatistics,
-    ImageAnalysisSettings,
-    ImageProperties,
-    NoisyLabelSettings,
-    analyze_image,
     gini,
     landmark_distribution,
-    medoid_distances,
     parse_exif_datetime,
-    scan_images,
-    scan_row,
     season,
     time_of_day,
 )
 from datamodules.demo import DemoConfig, generate_demo
 from datamodules.filters import DataFilters
-from datamodules.gldv2 import load_gldv2_train, read_train_clean_csv, read_train_csv
+from datamodules.formats.gldv2 import load_gldv2_train, read_train_clean_csv, read_train_csv
 from experiments.analyze_dataset import AnalysisOutputs, analyze_dataset, run
 from retrieval.duplicates import (
     choose_num_bands,
@@ -344,7 +341,7 @@ def test_dataset_statistics_on_a_fixture() -> None:
     ]
     statistics = DatasetStatistics()
     for row in rows:
-        statistics.add(dict(zip(analysis.SCAN_COLUMNS, row, strict=True)))
+        statistics.add(dict(zip(SCAN_COLUMNS, row, strict=True)))
     summary = statistics.summary()
     assert (summary["rows"], summary["decodable"]) == (10, 7)
     assert summary["files"] == {"missing": 1, "undecodable": 2, "truncated": 1, "not_an_image": 1}
@@ -503,24 +500,24 @@ def test_interrupted_scan_resumes_to_the_same_flags(
     demo: Path, demo_analysis: AnalysisOutputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     analyzed_chunks: list[int] = []
-    original = analysis.analyze_chunk
+    original = scan.analyze_chunk
 
-    def interrupted(task: analysis.ChunkTask) -> list[list[str]]:
+    def interrupted(task: scan.ChunkTask) -> list[list[str]]:
         if len(analyzed_chunks) == 2:
             raise Interrupted
         analyzed_chunks.append(len(task.rows))
         return original(task)
 
-    monkeypatch.setattr(analysis, "analyze_chunk", interrupted)
+    monkeypatch.setattr(scan, "analyze_chunk", interrupted)
     with pytest.raises(Interrupted):
         analyze_dataset(demo, tmp_path, chunk_size=16, num_workers=0, progress=False)
     assert len(list((tmp_path / "chunks").glob("*.csv"))) == 2 and not (tmp_path / "flags.csv").exists()
 
-    def counted(task: analysis.ChunkTask) -> list[list[str]]:
+    def counted(task: scan.ChunkTask) -> list[list[str]]:
         analyzed_chunks.append(len(task.rows))
         return original(task)
 
-    monkeypatch.setattr(analysis, "analyze_chunk", counted)
+    monkeypatch.setattr(scan, "analyze_chunk", counted)
     resumed = analyze_dataset(demo, tmp_path, chunk_size=16, num_workers=0, progress=False)
     num_rows = json.loads(demo_analysis.summary_file.read_text())["rows"]
     assert sum(analyzed_chunks) == num_rows  # every image analysed once over both runs
@@ -640,20 +637,20 @@ def test_filters_on_noisy_labels(tmp_path: Path) -> None:
     flags = tmp_path / "flags.csv"
     with open(flags, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(analysis.FLAG_COLUMNS)
+        writer.writerow(FLAG_COLUMNS)
         for image_id, score, noisy in (
             ("a", "0.10", "0"),
             ("b", "0.35", "1"),
             ("c", "0.60", "1"),
             ("d", "", ""),
         ):
-            values = dict.fromkeys(analysis.FLAG_COLUMNS, "0") | {
+            values = dict.fromkeys(FLAG_COLUMNS, "0") | {
                 "id": image_id,
                 "near_duplicate_of": "",
                 "noisy_label_score": score,
                 "noisy_label": noisy,
             }
-            writer.writerow([values[column] for column in analysis.FLAG_COLUMNS])
+            writer.writerow([values[column] for column in FLAG_COLUMNS])
     assert clean_filters(flags, drop_noisy_labels=True).excluded_ids() == {
         "b",
         "c",
@@ -670,7 +667,7 @@ def test_filters_refuse_bad_flags_files(demo: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a flags file"):
         clean_filters(demo / "train.csv").excluded_ids()
     unscored = tmp_path / "unscored.csv"
-    unscored.write_text(",".join(analysis.FLAG_COLUMNS) + "\n")
+    unscored.write_text(",".join(FLAG_COLUMNS) + "\n")
     with pytest.raises(ValueError, match="no noisy-label scores"):
         clean_filters(unscored, drop_noisy_labels=True).excluded_ids()
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules.gldv2 import image_path, load_gldv2_train, split_by_landmark
-from datamodules.images import ImageListDataset, build_eval_transform, collate_skipping_failures
+from datamodules.formats.gldv2 import image_path, load_gldv2_train, split_by_landmark
+from datamodules.image_datasets import ImageListDataset, build_eval_transform, collate_skipping_failures
 
 
 def make_id(number: int) -> str:
@@ -46,7 +46,7 @@ def test_image_path_uses_the_abc_layout(tmp_path):
 
 
 def test_clean_subset_skips_missing_files_and_small_landmarks(gldv2_root, caplog):
-    with caplog.at_level(logging.INFO, logger="datamodules.gldv2"):
+    with caplog.at_level(logging.INFO, logger="datamodules.formats.gldv2"):
         images, report = load_gldv2_train(gldv2_root, clean=True, min_images_per_landmark=2)
     assert images.ids == [make_id(0), make_id(1), make_id(4), make_id(5), make_id(6)]
     assert images.labels.tolist() == [5, 5, 9, 9, 9]
@@ -69,7 +69,7 @@ def test_max_images_per_landmark_is_seeded(gldv2_root):
 
 
 def test_split_is_by_landmark():
-    from datamodules.gldv2 import LandmarkImages
+    from datamodules.formats.gldv2 import LandmarkImages
 
     labels = np.repeat(np.arange(20), 3)
     images = LandmarkImages(

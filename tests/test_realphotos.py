@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.benchmarks import load_benchmark, load_realphotos
+from datamodules.formats.folders import load_realphotos
+from datamodules.formats.sources import load_benchmark
 from retrieval.metrics import evaluate_ranking
 
 REALPHOTOS = Path(__file__).parents[1] / ".." / "shared" / "realphotos"

@@ -1,8 +1,10 @@
-"""Reader of the Google Landmarks v2 training files: ``train.csv``, ``train_clean.csv`` and the a/b/c image layout.
+"""Readers of the Google Landmarks v2 files: the training set and the retrieval benchmark, in the a/b/c layout.
 
-``train.csv``: ``id,url,landmark_id``; ``train_clean.csv``: ``landmark_id,images`` (space-separated ids);
-images at ``train/<id[0]>/<id[1]>/<id[2]>/<id>.jpg``. Rows whose image is missing are counted and skipped with
-one summary log line; undecodable images are skipped later, where they are decoded.
+Training: ``train.csv`` (``id,url,landmark_id``), ``train_clean.csv`` (``landmark_id,images``, space-separated
+ids), images at ``train/<id[0]>/<id[1]>/<id[2]>/<id>.jpg``. Rows whose image is missing are counted and skipped
+with one summary log line; undecodable images are skipped later, where they are decoded.
+
+Retrieval: ``index.csv``, ``test.csv``, ``retrieval_solution_v2.1.csv`` and the ``index/`` and ``test/`` folders.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.formats.checks import first_examples, read_csv_rows, require_files
+from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
+
 log = logging.getLogger(__name__)
+
+SOLUTION_FILE = "retrieval_solution_v2.1.csv"
 
 
 def image_path(root: Path, split: str, image_id: str) -> Path:
@@ -188,3 +195,69 @@ def split_by_landmark(
     val_landmarks = np.random.default_rng(seed).choice(landmarks, size=num_val, replace=False)
     is_val = np.isin(images.labels, val_landmarks)
     return images.subset(np.flatnonzero(~is_val)), images.subset(np.flatnonzero(is_val))
+
+
+def load_gldv2_retrieval(root: str | Path) -> RetrievalBenchmark:
+    """GLDv2 retrieval under the official protocol (mAP@100, Public/Private).
+
+    ``root`` holds ``index.csv`` (``id``), ``test.csv`` (``id``), ``retrieval_solution_v2.1.csv``
+    (``id,images,Usage``) and the ``index/`` and ``test/`` image folders (an extra ``url`` column is
+    tolerated). Queries are the solution rows with Usage Public or Private and images other than "None";
+    Ignored rows are not queries.
+    """
+    root = Path(root)
+    database_ids = [row["id"] for row in read_csv_rows(root / "index.csv", ["id"])]
+    test_ids = {row["id"] for row in read_csv_rows(root / "test.csv", ["id"])}
+    solution_rows = read_csv_rows(root / SOLUTION_FILE, ["id", "images", "Usage"])
+    database_position = {image_id: position for position, image_id in enumerate(database_ids)}
+    if len(database_position) != len(database_ids):
+        raise ValueError(f"{root / 'index.csv'}: image ids are repeated")
+
+    query_ids: list[str] = []
+    ground_truth: list[QueryGroundTruth] = []
+    unknown_usages = {row["Usage"] for row in solution_rows} - {"Public", "Private", "Ignored"}
+    if unknown_usages:
+        raise ValueError(f"{root / SOLUTION_FILE}: unknown Usage value(s) {sorted(unknown_usages)}")
+    unknown_index_ids: list[str] = []
+    for row in solution_rows:
+        images = row["images"].split()
+        if row["Usage"] == "Ignored" or images in ([], ["None"]):
+            continue
+        if len(set(images)) != len(images):
+            raise ValueError(f"{root / SOLUTION_FILE}: query {row['id']} lists an index image twice")
+        unknown = [image_id for image_id in images if image_id not in database_position]
+        if unknown:
+            unknown_index_ids += unknown
+            continue
+        query_ids.append(row["id"])
+        ground_truth.append(
+            QueryGroundTruth(
+                easy=np.array([database_position[image_id] for image_id in images], dtype=np.int64),
+                usage=row["Usage"],
+            )
+        )
+    if unknown_index_ids:
+        raise ValueError(
+            f"{root / SOLUTION_FILE}: {len(unknown_index_ids)} ground-truth ids are not in index.csv "
+            f"(first: {first_examples(unknown_index_ids)})"
+        )
+    unknown_queries = [query_id for query_id in query_ids if query_id not in test_ids]
+    if unknown_queries:
+        raise ValueError(
+            f"{root / SOLUTION_FILE}: {len(unknown_queries)} query ids are not in test.csv "
+            f"(first: {first_examples(unknown_queries)})"
+        )
+    query_paths = [image_path(root, "test", query_id) for query_id in query_ids]
+    database_paths = [image_path(root, "index", image_id) for image_id in database_ids]
+    require_files(query_paths, "gldv2 queries")
+    require_files(database_paths, "gldv2 index")
+    return RetrievalBenchmark(
+        name="gldv2",
+        protocol="gldv2",
+        query_paths=query_paths,
+        database_paths=database_paths,
+        ground_truth=ground_truth,
+        query_ids=query_ids,
+        database_ids=database_ids,
+        query_boxes=[None] * len(query_ids),
+    )
