@@ -31,14 +31,16 @@ from benchmarks.common import write_results
 from datamodules.formats.gldv2 import image_path, load_gldv2_train
 from datamodules.image_datasets import (
     ImageListDataset,
+    TrainAugmentation,
     build_eval_transform,
     build_train_transform,
     collate_skipping_failures,
 )
-from datamodules.tuples import TupleDataModule, TupleDataset, TupleMining
+from datamodules.landmarks import LandmarkSplit
+from datamodules.tuples import TupleDataModule, TupleDataset
 from lightning_modules.siamese import SiameseRetrievalModule
 from retrieval.losses import ContrastiveLoss
-from retrieval.mining import mine_hard_negatives
+from retrieval.mining import TupleMining, mine_hard_negatives
 from retrieval.network import GlobalDescriptorNet
 
 
@@ -84,9 +86,8 @@ def run_framework(args: argparse.Namespace, root: Path) -> dict[str, float]:
         net, ContrastiveLoss(0.7), optimizer=lambda groups: torch.optim.Adam(groups, lr=1e-6)
     )
     datamodule = TupleDataModule(
-        str(root),
+        LandmarkSplit(str(root), val_fraction=0.0),
         TupleMining("hard", pool_size=args.pool, num_negatives=args.negatives),
-        val_fraction=0.0,
         tuples_per_epoch=args.tuples,
         image_size=args.image_size,
         batch_size=args.batch_size,
@@ -206,7 +207,10 @@ def run_plain(args: argparse.Namespace, root: Path) -> dict[str, float]:
             module.eval()
     train_loader = DataLoader(
         TupleDataset(
-            images.paths, tuples, build_train_transform(args.image_size), max_side=2 * args.image_size
+            images.paths,
+            tuples,
+            build_train_transform(args.image_size, TrainAugmentation()),
+            max_side=2 * args.image_size,
         ),
         batch_size=args.batch_size,
         shuffle=True,

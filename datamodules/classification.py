@@ -7,61 +7,46 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.image_datasets import ImageListDataset, build_train_transform, collate_skipping_failures
-from datamodules.landmarks import IdFilter, LandmarkDataModule
+from datamodules.image_datasets import (
+    ImageListDataset,
+    TrainAugmentation,
+    build_train_transform,
+    collate_skipping_failures,
+)
+from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
 
 
 class LandmarkClassificationDataModule(LandmarkDataModule):
     """Batches ``{"image": (B, 3, S, S), "label": (B,)}`` with labels 0 … num_classes − 1.
 
     Args:
+        split, image_size, extraction_batch_size, num_workers, decode_max_side: see
+            :class:`LandmarkDataModule`.
         batch_size: images per training batch.
-        min_crop_scale / color_jitter / horizontal_flip: training augmentation.
-        Others: see :class:`LandmarkDataModule`.
+        augmentation: the training augmentation.
     """
 
     def __init__(
         self,
-        root: str,
-        clean: bool = True,
-        min_images_per_landmark: int = 2,
-        max_images_per_landmark: int | None = None,
-        val_fraction: float = 0.1,
+        split: LandmarkSplit,
         image_size: int = 224,
         batch_size: int = 32,
         extraction_batch_size: int = 32,
         num_workers: int = 4,
-        min_crop_scale: float = 0.5,
-        color_jitter: float = 0.2,
-        horizontal_flip: bool = False,
-        filters: IdFilter | None = None,
-        seed: int = 0,
+        augmentation: TrainAugmentation | None = None,
+        decode_max_side: int | None = None,
     ) -> None:
-        super().__init__(
-            root=root,
-            clean=clean,
-            min_images_per_landmark=min_images_per_landmark,
-            max_images_per_landmark=max_images_per_landmark,
-            val_fraction=val_fraction,
-            image_size=image_size,
-            extraction_batch_size=extraction_batch_size,
-            num_workers=num_workers,
-            filters=filters,
-            seed=seed,
-        )
+        super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
-        self.train_transform = build_train_transform(
-            image_size, min_crop_scale, color_jitter, horizontal_flip
-        )
+        self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.class_of_landmark: dict[int, int] = {}
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
-        assert self.train_images is not None
         self.class_of_landmark = {
-            int(landmark): index for index, landmark in enumerate(np.unique(self.train_images.labels))
+            int(landmark): index for index, landmark in enumerate(np.unique(self.training_images.labels))
         }
 
     @property
@@ -71,10 +56,9 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
         return len(self.class_of_landmark)
 
     def train_dataloader(self) -> DataLoader:
-        assert self.train_images is not None
-        classes = [self.class_of_landmark[int(landmark)] for landmark in self.train_images.labels]
+        classes = [self.class_of_landmark[int(landmark)] for landmark in self.training_images.labels]
         dataset = ImageListDataset(
-            self.train_images.paths, self.train_transform, labels=classes, max_side=2 * self.image_size
+            self.training_images.paths, self.train_transform, labels=classes, max_side=self.decode_max_side
         )
         return DataLoader(
             dataset,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,37 @@ log = logging.getLogger(__name__)
 Transform = Callable[[Image.Image], torch.Tensor]
 
 
-def build_train_transform(
-    image_size: int, min_crop_scale: float = 0.5, color_jitter: float = 0.2, horizontal_flip: bool = False
-) -> Transform:
-    """Random resized square crop at ``image_size``, colour jitter, optional flip; output in [0, 1] (3, S, S).
-    (Flips are off by default: they mirror text and asymmetric façades.)"""
-    if not 0 < min_crop_scale <= 1:
-        raise ValueError(f"min_crop_scale must be in (0, 1], got {min_crop_scale}")
-    steps: list[Any] = [v2.RandomResizedCrop(image_size, scale=(min_crop_scale, 1.0), antialias=True)]
-    if horizontal_flip:
+@dataclass(frozen=True)
+class TrainAugmentation:
+    """The training augmentation.
+
+    Args:
+        min_crop_scale: smallest share of the image a random resized crop keeps, in (0, 1].
+        color_jitter: brightness, contrast and saturation jitter (0: none).
+        horizontal_flip: random flips (off by default: they mirror text and asymmetric façades).
+    """
+
+    min_crop_scale: float = 0.5
+    color_jitter: float = 0.2
+    horizontal_flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_crop_scale <= 1:
+            raise ValueError(f"min_crop_scale must be in (0, 1], got {self.min_crop_scale}")
+        if self.color_jitter < 0:
+            raise ValueError(f"color_jitter must be non-negative, got {self.color_jitter}")
+
+
+def build_train_transform(image_size: int, augmentation: TrainAugmentation) -> Transform:
+    """Random resized square crop at ``image_size``, colour jitter, optional flip; output in [0, 1] (3, S, S)."""
+    steps: list[Any] = [
+        v2.RandomResizedCrop(image_size, scale=(augmentation.min_crop_scale, 1.0), antialias=True)
+    ]
+    if augmentation.horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
-    if color_jitter > 0:
-        steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
+    if augmentation.color_jitter > 0:
+        jitter = augmentation.color_jitter
+        steps.append(v2.ColorJitter(jitter, jitter, jitter))
     steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     return v2.Compose(steps)
 

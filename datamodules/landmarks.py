@@ -4,6 +4,7 @@ images and a validation set of held-out landmarks (scored by leave-one-out retri
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,47 +24,77 @@ class IdFilter(Protocol):
     def excluded_ids(self) -> frozenset[str]: ...
 
 
-class LandmarkDataModule(pl.LightningDataModule):
-    """GLDv2-format training data, split by landmark.
+@dataclass(frozen=True)
+class LandmarkSplit:
+    """Which GLDv2-format images train and which validate, split by landmark (never by image).
 
     Args:
         root: GLDv2-format folder (``train.csv``, ``train_clean.csv``, ``train/a/b/c/…jpg``).
         clean: train on ``train_clean.csv`` only.
         min_images_per_landmark / max_images_per_landmark: landmark size limits.
-        val_fraction: share of landmarks held out for validation (split by landmark, never by image).
-        image_size: training resolution (square side; cirtorch trains at max side 362).
-        extraction_batch_size: images per batch when embedding (validation, mining).
-        num_workers: data-loading processes.
+        val_fraction: share of landmarks held out for validation.
         filters: drops the images it names (e.g. those the dataset analysis flagged).
         seed: sampling seed.
     """
 
+    root: str
+    clean: bool = True
+    min_images_per_landmark: int = 2
+    max_images_per_landmark: int | None = None
+    val_fraction: float = 0.1
+    filters: IdFilter | None = None
+    seed: int = 0
+
+    def load(self, min_images_per_landmark: int = 1) -> tuple[LandmarkImages, LandmarkImages]:
+        """The training and validation images; landmarks get at least ``min_images_per_landmark`` images
+        (raised above the configured minimum by users that need pairs)."""
+        images, _ = load_gldv2_train(
+            Path(self.root),
+            clean=self.clean,
+            min_images_per_landmark=max(min_images_per_landmark, self.min_images_per_landmark),
+            max_images_per_landmark=self.max_images_per_landmark,
+            exclude_ids=self.filters.excluded_ids() if self.filters is not None else frozenset(),
+            seed=self.seed,
+        )
+        return split_by_landmark(images, self.val_fraction, seed=self.seed)
+
+
+class LandmarkDataModule(pl.LightningDataModule):
+    """GLDv2-format training data, split by landmark, validated by leave-one-out retrieval.
+
+    Args:
+        split: the images and their training / validation split.
+        image_size: training resolution (square side; cirtorch trains at max side 362).
+        extraction_batch_size: images per batch when embedding (validation, mining).
+        num_workers: data-loading processes.
+        decode_max_side: longest side images are decoded at before the transforms (JPEGs decode at reduced
+            size, several times faster); None is twice ``image_size``.
+    """
+
+    # Landmarks with fewer images cannot serve the module (tuple training needs pairs).
+    min_images_per_landmark = 1
+
     def __init__(
         self,
-        root: str,
-        clean: bool = True,
-        min_images_per_landmark: int = 2,
-        max_images_per_landmark: int | None = None,
-        val_fraction: float = 0.1,
+        split: LandmarkSplit,
         image_size: int = 362,
         extraction_batch_size: int = 32,
         num_workers: int = 4,
-        filters: IdFilter | None = None,
-        seed: int = 0,
+        decode_max_side: int | None = None,
     ) -> None:
         super().__init__()
         if extraction_batch_size < 1 or image_size < 16:
             raise ValueError("extraction_batch_size must be positive and image_size at least 16")
-        self.root = Path(root)
-        self.clean = clean
-        self.min_images_per_landmark = min_images_per_landmark
-        self.max_images_per_landmark = max_images_per_landmark
-        self.val_fraction = val_fraction
+        if decode_max_side is not None and decode_max_side < image_size:
+            raise ValueError(
+                f"decode_max_side ({decode_max_side}) must be at least image_size ({image_size})"
+            )
+        self.split = split
+        self.seed = split.seed
         self.image_size = image_size
         self.extraction_batch_size = extraction_batch_size
         self.num_workers = num_workers
-        self.filters = filters
-        self.seed = seed
+        self.decode_max_side = decode_max_side or 2 * image_size
         self.eval_transform = build_eval_transform(image_size)
         self.train_images: LandmarkImages | None = None
         self.val_images: LandmarkImages | None = None
@@ -71,15 +102,7 @@ class LandmarkDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_images is not None:
             return
-        images, _ = load_gldv2_train(
-            self.root,
-            clean=self.clean,
-            min_images_per_landmark=self.min_images_per_landmark,
-            max_images_per_landmark=self.max_images_per_landmark,
-            exclude_ids=self.filters.excluded_ids() if self.filters is not None else frozenset(),
-            seed=self.seed,
-        )
-        self.train_images, self.val_images = split_by_landmark(images, self.val_fraction, seed=self.seed)
+        self.train_images, self.val_images = self.split.load(self.min_images_per_landmark)
         log.info(
             "training on %d images of %d landmarks; validating on %d images of %d held-out landmarks",
             len(self.train_images),
@@ -88,13 +111,20 @@ class LandmarkDataModule(pl.LightningDataModule):
             self.val_images.num_landmarks,
         )
 
+    @property
+    def training_images(self) -> LandmarkImages:
+        """The training images (after :meth:`setup`)."""
+        if self.train_images is None:
+            raise RuntimeError("call setup() before using the training images")
+        return self.train_images
+
     def val_dataloader(self) -> DataLoader:
         if self.val_images is None:
             raise RuntimeError("call setup() before val_dataloader()")
         return self._eval_loader(self.val_images.paths, self.val_images.labels.tolist())
 
     def _eval_loader(self, paths: list[Path], labels: list[int] | None = None) -> DataLoader:
-        dataset = ImageListDataset(paths, self.eval_transform, labels=labels, max_side=2 * self.image_size)
+        dataset = ImageListDataset(paths, self.eval_transform, labels=labels, max_side=self.decode_max_side)
         return DataLoader(
             dataset,
             batch_size=self.extraction_batch_size,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,33 +19,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from datamodules.image_datasets import Transform, build_train_transform, collate_skipping_failures
-from datamodules.landmarks import IdFilter, LandmarkDataModule
+from datamodules.image_datasets import (
+    TrainAugmentation,
+    Transform,
+    build_train_transform,
+    collate_skipping_failures,
+)
+from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
 from retrieval.images import ImageLoadError, load_rgb
-from retrieval.mining import mine_hard_negatives, mine_random_negatives, tuple_statistics
+from retrieval.mining import TupleMining, mine_epoch_tuples
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TupleMining:
-    """How the negatives of each epoch's tuples are chosen.
-
-    Args:
-        strategy: ``hard`` (nearest images of other landmarks under the current model) or ``random`` (ablation).
-        pool_size: images embedded as negative candidates each epoch (cirtorch: 20000).
-        num_negatives: negatives per tuple, each of a different landmark (cirtorch: 5).
-    """
-
-    strategy: Literal["hard", "random"] = "hard"
-    pool_size: int = 20000
-    num_negatives: int = 5
-
-    def __post_init__(self) -> None:
-        if self.strategy not in ("hard", "random"):
-            raise ValueError(f"mining strategy must be 'hard' or 'random', got {self.strategy!r}")
-        if self.num_negatives < 1 or self.pool_size < 1:
-            raise ValueError("num_negatives and pool_size must be positive")
 
 
 class TupleDataset(Dataset):
@@ -79,61 +62,42 @@ class TupleDataModule(LandmarkDataModule):
     """GLDv2-format landmark data → mined training tuples and a validation set of held-out landmarks.
 
     Args:
-        root, clean, min_images_per_landmark, max_images_per_landmark, val_fraction, image_size,
-        extraction_batch_size, num_workers, filters, seed: see :class:`LandmarkDataModule`.
+        split, image_size, extraction_batch_size, num_workers, decode_max_side: see
+            :class:`LandmarkDataModule`.
         mining: the negative-mining scheme.
         tuples_per_epoch: queries (hence tuples) per epoch (cirtorch: 2000).
         batch_size: tuples per training batch.
-        min_crop_scale / color_jitter / horizontal_flip: training augmentation.
+        augmentation: the training augmentation.
     """
+
+    min_images_per_landmark = 2  # a query needs a positive
 
     def __init__(
         self,
-        root: str,
+        split: LandmarkSplit,
         mining: TupleMining,
-        clean: bool = True,
-        min_images_per_landmark: int = 2,
-        max_images_per_landmark: int | None = None,
-        val_fraction: float = 0.1,
         tuples_per_epoch: int = 2000,
         image_size: int = 362,
         batch_size: int = 5,
         extraction_batch_size: int = 32,
         num_workers: int = 4,
-        min_crop_scale: float = 0.5,
-        color_jitter: float = 0.2,
-        horizontal_flip: bool = False,
-        filters: IdFilter | None = None,
-        seed: int = 0,
+        augmentation: TrainAugmentation | None = None,
+        decode_max_side: int | None = None,
     ) -> None:
-        super().__init__(
-            root=root,
-            clean=clean,
-            min_images_per_landmark=max(2, min_images_per_landmark),
-            max_images_per_landmark=max_images_per_landmark,
-            val_fraction=val_fraction,
-            image_size=image_size,
-            extraction_batch_size=extraction_batch_size,
-            num_workers=num_workers,
-            filters=filters,
-            seed=seed,
-        )
+        super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
         if tuples_per_epoch < 1 or batch_size < 1:
             raise ValueError("tuples_per_epoch and batch_size must be positive")
         self.mining = mining
         self.tuples_per_epoch = tuples_per_epoch
         self.batch_size = batch_size
-        self.train_transform = build_train_transform(
-            image_size, min_crop_scale, color_jitter, horizontal_flip
-        )
+        self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.unreadable: set[int] = set()  # train image indices found unreadable while mining
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
-        assert self.train_images is not None
-        if self.train_images.num_landmarks <= self.mining.num_negatives:
+        if self.training_images.num_landmarks <= self.mining.num_negatives:
             raise ValueError(
-                f"{self.train_images.num_landmarks} training landmarks cannot give {self.mining.num_negatives} "
+                f"{self.training_images.num_landmarks} training landmarks cannot give {self.mining.num_negatives} "
                 "negatives of distinct other landmarks per tuple"
             )
 
@@ -146,10 +110,7 @@ class TupleDataModule(LandmarkDataModule):
         if trainer.reload_dataloaders_every_n_epochs != 1:
             raise ValueError("tuple mining needs Trainer(reload_dataloaders_every_n_epochs=1)")
         tuples = self.mine_tuples(trainer.lightning_module, epoch=trainer.current_epoch)
-        assert self.train_images is not None
-        dataset = TupleDataset(
-            self.train_images.paths, tuples, self.train_transform, max_side=2 * self.image_size
-        )
+        dataset = TupleDataset(self.training_images.paths, tuples, self.train_transform, self.decode_max_side)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -161,72 +122,29 @@ class TupleDataModule(LandmarkDataModule):
         )
 
     # ------------------------------------------------------------------------------------------------ mining
-    def sample_queries_and_positives(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``tuples_per_epoch`` queries (images of landmarks with ≥ 2 readable images) and, for each, a random
-        other image of its landmark: two (Q,) index arrays into ``train_images``."""
-        assert self.train_images is not None
-        labels = self.train_images.labels
-        readable = np.ones(len(labels), dtype=bool)
-        readable[list(self.unreadable)] = False
-        members: dict[int, np.ndarray] = {}
-        for landmark in np.unique(labels):
-            indices = np.flatnonzero((labels == landmark) & readable)
-            if len(indices) >= 2:
-                members[int(landmark)] = indices
-        eligible = np.concatenate(list(members.values())) if members else np.empty(0, dtype=np.int64)
-        if len(eligible) == 0:
-            raise ValueError("no landmark has two readable training images")
-        queries = rng.choice(eligible, size=min(self.tuples_per_epoch, len(eligible)), replace=False)
-        positives = np.empty_like(queries)
-        for row, query in enumerate(queries):
-            candidates = members[int(labels[query])]
-            positives[row] = rng.choice(candidates[candidates != query])
-        return queries, positives
-
     def mine_tuples(self, module: pl.LightningModule, epoch: int) -> np.ndarray:
-        """The epoch's tuples (T, 2 + K): query, positive, K negatives (indices into ``train_images``)."""
-        assert self.train_images is not None
-        rng = np.random.default_rng([self.seed, epoch])
-        labels = torch.from_numpy(self.train_images.labels)
-        queries, positives = self.sample_queries_and_positives(rng)
-        num_negatives = self.mining.num_negatives
-        if self.mining.strategy == "random":
-            generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-            pool = np.arange(len(labels))
-            negatives = pool[
-                mine_random_negatives(labels[queries], labels[pool], num_negatives, generator).numpy()
-            ]
-            return np.column_stack([queries, positives, negatives])
-
-        candidates = np.setdiff1d(np.arange(len(labels)), np.fromiter(self.unreadable, dtype=np.int64))
-        pool = rng.choice(candidates, size=min(self.mining.pool_size, len(candidates)), replace=False)
-        to_embed = np.unique(np.concatenate([queries, positives, pool]))
-        embeddings, readable = self.embed(module, to_embed)
-        newly_unreadable = to_embed[~readable]
-        if len(newly_unreadable):
-            self.unreadable.update(newly_unreadable.tolist())
+        """The epoch's tuples (T, 2 + K): query, positive, K negatives (indices into ``train_images``),
+        mined with ``module``; images found unreadable are remembered and never sampled again."""
+        readable = np.ones(len(self.training_images), dtype=bool)
+        readable[list(self.unreadable)] = False
+        mined = mine_epoch_tuples(
+            self.training_images.labels,
+            readable,
+            self.mining,
+            self.tuples_per_epoch,
+            np.random.default_rng([self.seed, epoch]),
+            lambda indices: self.embed(module, indices),
+        )
+        if len(mined.unreadable):
+            self.unreadable.update(mined.unreadable.tolist())
             log.warning(
                 "mining: %d unreadable images skipped (%d so far)",
-                len(newly_unreadable),
+                len(mined.unreadable),
                 len(self.unreadable),
             )
-        row_of = {int(index): row for row, index in enumerate(to_embed)}
-        keep = np.array(
-            [readable[row_of[q]] and readable[row_of[p]] for q, p in zip(queries, positives, strict=True)]
-        )
-        queries, positives = queries[keep], positives[keep]
-        pool = pool[readable[[row_of[int(i)] for i in pool]]]
-
-        def rows(indices: np.ndarray) -> torch.Tensor:
-            return embeddings[[row_of[int(i)] for i in indices]]
-
-        negative_rows = mine_hard_negatives(
-            rows(queries), labels[queries], rows(pool), labels[pool], num_negatives
-        )
-        negatives = pool[negative_rows.numpy()]
-        stats = tuple_statistics(
-            rows(queries), rows(positives), rows(negatives.reshape(-1)).view(len(queries), num_negatives, -1)
-        )
+        stats = mined.statistics
+        if stats is None:
+            return mined.tuples
         for logger in self.trainer.loggers if self.trainer else []:
             logger.log_metrics(
                 {
@@ -239,12 +157,12 @@ class TupleDataModule(LandmarkDataModule):
         log.info(
             "epoch %d: mined %d tuples from a pool of %d; mean distance positive %.3f, negative %.3f",
             epoch,
-            len(queries),
-            len(pool),
+            len(mined.tuples),
+            mined.pool_size,
             stats.mean_positive_distance,
             stats.mean_negative_distance,
         )
-        return np.column_stack([queries, positives, negatives])
+        return mined.tuples
 
     @torch.no_grad()
     def embed(self, module: pl.LightningModule, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -253,7 +171,6 @@ class TupleDataModule(LandmarkDataModule):
         Returns:
             embeddings (N, D) on the CPU (rows of unreadable images are zero) and a (N,) readable mask.
         """
-        assert self.train_images is not None
         trainer = self.trainer
         world_size = trainer.world_size if trainer else 1
         rank = trainer.global_rank if trainer else 0
@@ -262,7 +179,7 @@ class TupleDataModule(LandmarkDataModule):
         module.eval()
         shard_embeddings: torch.Tensor | None = None
         shard_readable = torch.zeros(len(shard), dtype=torch.bool, device=module.device)
-        loader = self._eval_loader([self.train_images.paths[i] for i in shard])
+        loader = self._eval_loader([self.training_images.paths[i] for i in shard])
         # The trainer's precision (e.g. bf16 autocast) applies here too, outside Lightning's step hooks.
         precision_context = trainer.precision_plugin.forward_context if trainer else contextlib.nullcontext
         for batch in tqdm(loader, desc="mining: embedding", disable=rank != 0, leave=False):

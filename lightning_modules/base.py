@@ -14,7 +14,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from retrieval.metrics import evaluate_plain_ranking
+from retrieval.metrics import leave_one_out_scores
 from retrieval.network import GlobalDescriptorNet
 
 # Frozen BatchNorm layers are in eval mode on purpose; Lightning's start-of-fit notice about them is noise.
@@ -132,24 +132,3 @@ class DescriptorModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["net_config"] = self.net.config
-
-
-def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Each image queries all others: positives share its label, the image itself is ignored.
-
-    Args:
-        embeddings: (N, D) L2-normalised.
-        labels: (N,) landmark ids.
-
-    Returns:
-        the plain protocol's metrics (``mAP``, ``mP@k``, ``recall@k``) as fractions.
-    """
-    ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
-    label_array = labels.cpu().numpy()
-    everyone = np.arange(len(label_array))
-    positives = [
-        np.flatnonzero((label_array == label) & (everyone != query))
-        for query, label in enumerate(label_array)
-    ]
-    junk = [np.array([query]) for query in everyone]
-    return evaluate_plain_ranking(ranking, positives, junk)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
+import torch
 
 from retrieval.benchmark import RetrievalBenchmark
 
@@ -512,3 +513,24 @@ def evaluate_ranking(ranking: np.ndarray, benchmark: RetrievalBenchmark) -> dict
     if benchmark.protocol == "gldv2":
         return _evaluate_gldv2(checked, benchmark)
     return _evaluate_plain(checked, benchmark)
+
+
+def leave_one_out_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Each image queries all others: positives share its label, the image itself is ignored.
+
+    Args:
+        embeddings: (N, D) L2-normalised.
+        labels: (N,) landmark ids.
+
+    Returns:
+        the plain protocol's metrics (``mAP``, ``mP@k``, ``recall@k``) as fractions.
+    """
+    ranking = torch.argsort(embeddings @ embeddings.T, dim=1, descending=True).cpu().numpy()
+    label_array = labels.cpu().numpy()
+    everyone = np.arange(len(label_array))
+    positives = [
+        np.flatnonzero((label_array == label) & (everyone != query))
+        for query, label in enumerate(label_array)
+    ]
+    junk = [np.array([query]) for query in everyone]
+    return evaluate_plain_ranking(ranking, positives, junk)

@@ -1,11 +1,42 @@
-"""Hard-negative mining for tuple training (cirtorch style, one negative per other landmark)."""
+"""Tuple mining for contrastive training (cirtorch style): each epoch, queries and positives of the same
+landmark, and per query the hardest negatives of distinct other landmarks under the current model.
+
+:func:`mine_epoch_tuples` is the epoch's whole selection, given a function that embeds images; the
+``TupleDataModule`` supplies that function (a sharded, mixed-precision forward pass) and logs the result.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
+
+# Embeds images by index (N,): embeddings (N, D) on the CPU and a (N,) mask of the images that could be read.
+Embed = Callable[[np.ndarray], tuple[torch.Tensor, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class TupleMining:
+    """How the negatives of each epoch's tuples are chosen.
+
+    Args:
+        strategy: ``hard`` (nearest images of other landmarks under the current model) or ``random`` (ablation).
+        pool_size: images embedded as negative candidates each epoch (cirtorch: 20000).
+        num_negatives: negatives per tuple, each of a different landmark (cirtorch: 5).
+    """
+
+    strategy: Literal["hard", "random"] = "hard"
+    pool_size: int = 20000
+    num_negatives: int = 5
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("hard", "random"):
+            raise ValueError(f"mining strategy must be 'hard' or 'random', got {self.strategy!r}")
+        if self.num_negatives < 1 or self.pool_size < 1:
+            raise ValueError("num_negatives and pool_size must be positive")
 
 
 @dataclass(frozen=True)
@@ -126,4 +157,115 @@ def tuple_statistics(
         mean_positive_distance=float(positive_distance.mean()),
         mean_negative_distance=float(negative_distance.mean()),
         num_queries=int(query_embeddings.shape[0]),
+    )
+
+
+def sample_queries_and_positives(
+    labels: np.ndarray, readable: np.ndarray, num_queries: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``num_queries`` queries (at most: images of landmarks with two or more readable images, drawn without
+    replacement) and, for each, a random other readable image of its landmark.
+
+    Args:
+        labels: (N,) landmark ids.
+        readable: (N,) bool, the images that may be used.
+        num_queries: queries wanted.
+        rng: the epoch's generator.
+
+    Returns:
+        queries and positives, two (Q,) int64 index arrays into ``labels``.
+
+    Raises:
+        ValueError: no landmark has two readable images.
+    """
+    members: dict[int, np.ndarray] = {}
+    for landmark in np.unique(labels):
+        indices = np.flatnonzero((labels == landmark) & readable)
+        if len(indices) >= 2:
+            members[int(landmark)] = indices
+    eligible = np.concatenate(list(members.values())) if members else np.empty(0, dtype=np.int64)
+    if len(eligible) == 0:
+        raise ValueError("no landmark has two readable training images")
+    queries = rng.choice(eligible, size=min(num_queries, len(eligible)), replace=False)
+    positives = np.empty_like(queries)
+    for row, query in enumerate(queries):
+        candidates = members[int(labels[query])]
+        positives[row] = rng.choice(candidates[candidates != query])
+    return queries, positives
+
+
+@dataclass(frozen=True, eq=False)
+class EpochTuples:
+    """One epoch's tuples.
+
+    Attributes:
+        tuples: (T, 2 + K) int64 image indices: query, positive, K negatives.
+        pool_size: readable images the negatives were mined from (all images for random negatives).
+        statistics: distances of the mined tuples (None for random negatives, which embed nothing).
+        unreadable: indices found unreadable while embedding (never sampled again by the caller).
+    """
+
+    tuples: np.ndarray
+    pool_size: int
+    statistics: MiningStatistics | None
+    unreadable: np.ndarray
+
+
+def mine_epoch_tuples(
+    labels: np.ndarray,
+    readable: np.ndarray,
+    mining: TupleMining,
+    num_tuples: int,
+    rng: np.random.Generator,
+    embed: Embed,
+) -> EpochTuples:
+    """The epoch's tuples: queries and positives (:func:`sample_queries_and_positives`), then negatives of
+    ``num_negatives`` distinct other landmarks each — random, or the nearest images of a random pool of
+    ``pool_size`` under ``embed`` (:func:`mine_hard_negatives`). Tuples with an image ``embed`` could not read
+    are dropped.
+
+    Args:
+        labels: (N,) landmark ids of the training images.
+        readable: (N,) bool, images not known to be unreadable.
+        mining: strategy, pool size, negatives per tuple.
+        num_tuples: queries wanted.
+        rng: the epoch's generator (the same seed gives the same tuples for the same embeddings).
+        embed: embeds images by index.
+    """
+    queries, positives = sample_queries_and_positives(labels, readable, num_tuples, rng)
+    num_negatives = mining.num_negatives
+    label_tensor = torch.from_numpy(labels)
+    if mining.strategy == "random":
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        pool = np.arange(len(labels))
+        negatives = pool[
+            mine_random_negatives(label_tensor[queries], label_tensor[pool], num_negatives, generator).numpy()
+        ]
+        return EpochTuples(
+            np.column_stack([queries, positives, negatives]), len(pool), None, np.empty(0, dtype=np.int64)
+        )
+
+    candidates = np.flatnonzero(readable)
+    pool = rng.choice(candidates, size=min(mining.pool_size, len(candidates)), replace=False)
+    to_embed = np.unique(np.concatenate([queries, positives, pool]))
+    embeddings, embedded = embed(to_embed)
+    row_of = {int(index): row for row, index in enumerate(to_embed)}
+    keep = np.array(
+        [embedded[row_of[q]] and embedded[row_of[p]] for q, p in zip(queries, positives, strict=True)]
+    )
+    queries, positives = queries[keep], positives[keep]
+    pool = pool[embedded[[row_of[int(i)] for i in pool]]]
+
+    def rows(indices: np.ndarray) -> torch.Tensor:
+        return embeddings[[row_of[int(i)] for i in indices]]
+
+    negative_rows = mine_hard_negatives(
+        rows(queries), label_tensor[queries], rows(pool), label_tensor[pool], num_negatives
+    )
+    negatives = pool[negative_rows.numpy()]
+    statistics = tuple_statistics(
+        rows(queries), rows(positives), rows(negatives.reshape(-1)).view(len(queries), num_negatives, -1)
+    )
+    return EpochTuples(
+        np.column_stack([queries, positives, negatives]), len(pool), statistics, to_embed[~embedded]
     )

@@ -569,7 +569,12 @@ def test_command_line_config_runs_the_analysis(demo: Path, tmp_path: Path) -> No
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "analyze",
-            overrides=[f"data_root={demo}", f"paths.output_dir={tmp_path}", "logger=none", "num_workers=0"],
+            overrides=[
+                f"data.split.root={demo}",
+                f"paths.output_dir={tmp_path}",
+                "logger=none",
+                "num_workers=0",
+            ],
         )
         default_root = compose("analyze", overrides=["data=gldv2"]).data_root
     assert default_root.endswith("/gldv2")
@@ -679,8 +684,8 @@ def test_training_data_uses_the_filters(demo: Path, demo_analysis: AnalysisOutpu
         cfg = compose(
             "train",
             overrides=[
-                f"data.root={demo}",
-                "data.clean=false",
+                f"data.split.root={demo}",
+                "data.split.clean=false",
                 f"paths.output_dir={tmp_path}",
                 "filters=clean",
                 f"filters.flags_file={demo_analysis.flags_file}",

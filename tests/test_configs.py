@@ -49,11 +49,25 @@ def defaults_of(app: str) -> set[str]:
     return names
 
 
-def app_of(group: str) -> str:
+# Groups that apps take only inside another group's option: the app and the package they are composed at.
+NESTED = {"split": ("train", "data.split"), "augmentation": ("train", "data.augmentation")}
+
+
+def placement(group: str) -> tuple[str, str]:
+    """The app that takes the group (the first in APPS whose defaults list names it), and its package."""
+    if group in NESTED:
+        return NESTED[group]
     for app in APPS:
         if group in defaults_of(app):
-            return app
+            return app, group
     raise AssertionError(f"no app takes the group {group!r}")
+
+
+def selecting(group: str, option: str) -> tuple[str, str, str]:
+    """The app, the override that selects ``option`` and the package of the group's node."""
+    app, package = placement(group)
+    override = f"{group}={option}" if package == group else f"{group}@{package}={option}"
+    return app, override, package
 
 
 CASES = [(group, option) for group in groups() if group not in NOT_CONSTRUCTORS for option in options(group)]
@@ -111,9 +125,11 @@ def check_binds(where: str, block: DictConfig) -> None:
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{group}={option}" for group, option in CASES])
 def test_every_option_composes_resolves_and_fits_its_constructor(hydra_conf, group, option):
-    cfg = composed(app_of(group), f"{group}={option}")
+    app, override, package = selecting(group, option)
+    cfg = composed(app, override)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    blocks = list(target_blocks(cfg[group])) if cfg.get(group) else []
+    node = OmegaConf.select(cfg, package)
+    blocks = list(target_blocks(node)) if node else []
     if option != "none":
         assert blocks or group == "logger", f"{group}={option} holds no _target_ block"
     for where, block in blocks:
@@ -141,8 +157,8 @@ def test_every_app_composes_with_its_defaults(hydra_conf, app):
 
 
 def leaf(group: str, option: str) -> Any:
-    cfg = composed(app_of(group), f"{group}={option}")
-    return instantiate(cfg[group])
+    app, override, package = selecting(group, option)
+    return instantiate(OmegaConf.select(composed(app, override), package))
 
 
 @pytest.mark.parametrize("option", options("rerank"))
@@ -202,7 +218,7 @@ def test_the_training_app_builds_model_data_callbacks_and_a_cpu_trainer(hydra_co
 def test_every_group_is_taken_by_some_app():
     for group in groups():
         if group not in NOT_CONSTRUCTORS:
-            app_of(group)
+            placement(group)
 
 
 def test_app_configs_exist_for_every_entry_point():

@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 def tiny_overrides(demo_root, tuple_data=True):
     """Overrides that make a run small: the tiny demo, 64-px images, few tuples, no worker processes."""
     overrides = [
-        f"data.root={demo_root}",
+        f"data.split.root={demo_root}",
         f"benchmarks.rdemo.root={demo_root}/revisited",
         f"benchmarks.demo_gldv2.root={demo_root}",
         "data.num_workers=0",
