@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from datamodules.formats.gldv2 import load_gldv2_train
 from experiments.study_outputs import markdown_table
+from retrieval.descriptor.extract import ExtractionSettings, extract_cached
+from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
+from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 from retrieval.evaluation import evaluate_benchmark
-from retrieval.extract import ExtractionSettings, extract_cached
-from retrieval.network import GlobalDescriptorNet, load_network, resolve_device
-from retrieval.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 
 log = logging.getLogger("evaluate")
 

@@ -16,8 +16,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from retrieval.extract import ExtractionSettings
-from retrieval.network import load_network, resolve_device
+from retrieval.descriptor.extract import ExtractionSettings
+from retrieval.descriptor.network import load_network, resolve_device
 from retrieval.search_engine import build_collection, list_images
 
 log = logging.getLogger("index")

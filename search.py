@@ -17,8 +17,8 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from retrieval.descriptor.network import resolve_device
 from retrieval.images import load_rgb
-from retrieval.network import resolve_device
 from retrieval.search_engine import SearchEngine, list_images
 from retrieval.visualize import draw_matches, render_ranking_grid, stack_rows
 

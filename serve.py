@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from retrieval.network import resolve_device
+from retrieval.descriptor.network import resolve_device
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from lightning_modules.loggers import finishing_wandb
-from retrieval.network import WeightsError
+from retrieval.descriptor.weights import WeightsError
 
 log = logging.getLogger("train")
 

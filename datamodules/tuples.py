@@ -26,8 +26,8 @@ from datamodules.image_datasets import (
     collate_skipping_failures,
 )
 from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
+from retrieval.descriptor.mining import TupleMining, mine_epoch_tuples
 from retrieval.images import ImageLoadError, load_rgb
-from retrieval.mining import TupleMining, mine_epoch_tuples
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class TupleDataModule(LandmarkDataModule):
             raise RuntimeError(
                 "TupleDataModule.train_dataloader mines with the model: use it inside Trainer.fit"
             )
-        if trainer.reload_dataloaders_every_n_epochs != 1:
+        if trainer.reload_dataloaders_every_n_epochs != 1:  # type: ignore[attr-defined]
             raise ValueError("tuple mining needs Trainer(reload_dataloaders_every_n_epochs=1)")
         tuples = self.mine_tuples(trainer.lightning_module, epoch=trainer.current_epoch)
         dataset = TupleDataset(self.training_images.paths, tuples, self.train_transform, self.decode_max_side)
@@ -145,14 +145,15 @@ class TupleDataModule(LandmarkDataModule):
         stats = mined.statistics
         if stats is None:
             return mined.tuples
-        for logger in self.trainer.loggers if self.trainer else []:
+        trainer = self.trainer
+        for logger in trainer.loggers if trainer else []:
             logger.log_metrics(
                 {
                     "mining/mean_positive_distance": stats.mean_positive_distance,
                     "mining/mean_negative_distance": stats.mean_negative_distance,
                     "mining/unreadable_images": float(len(self.unreadable)),
                 },
-                step=self.trainer.global_step,
+                step=trainer.global_step if trainer else 0,
             )
         log.info(
             "epoch %d: mined %d tuples from a pool of %d; mean distance positive %.3f, negative %.3f",
@@ -194,7 +195,7 @@ class TupleDataModule(LandmarkDataModule):
         module.train(was_training)
         if shard_embeddings is None:
             raise ImageLoadError(f"none of the {len(shard)} images sampled for mining could be read")
-        if world_size == 1:
+        if trainer is None or world_size == 1:
             return shard_embeddings.cpu(), shard_readable.cpu().numpy()
         # Equal-length shards for all_gather: pad, gather (world, m, D), then undo the strided split.
         length = -(-len(indices) // world_size)

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from playwright.sync_api import expect, sync_playwright
 
 from serve import build_app
-from serving.background import CHROMIUM, CHROMIUM_ARGS, running_server
+from tests.support.server import CHROMIUM, CHROMIUM_ARGS, running_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO = REPO_ROOT / "data" / "demo"

@@ -51,9 +51,9 @@ from datamodules.analysis.statistics import DatasetStatistics
 from datamodules.formats.gldv2 import read_train_clean_csv
 from experiments.study_outputs import markdown_table, settings_of
 from lightning_modules.loggers import finishing_wandb
+from retrieval.descriptor.extract import ExtractionSettings
+from retrieval.descriptor.network import resolve_device
 from retrieval.duplicates import choose_num_bands, duplicate_representatives, near_duplicate_pairs
-from retrieval.extract import ExtractionSettings
-from retrieval.network import resolve_device
 
 log = logging.getLogger("analyze_dataset")
 

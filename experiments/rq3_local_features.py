@@ -51,24 +51,29 @@ from experiments.study_outputs import (
 )
 from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.cnn_patches import CNN_PATCH_METHOD
-from retrieval.codebook import (
+from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
+from retrieval.evaluation import benchmark_feature_store, query_local_features
+from retrieval.local.cnn_patches import CNN_PATCH_METHOD
+from retrieval.local.codebook import (
     CODEBOOK_KINDS,
     codebook_descriptors,
     codebook_retrieval,
     dense_bytes_per_image,
 )
-from retrieval.evaluation import benchmark_feature_store, query_local_features
-from retrieval.feature_store import local_feature_bytes_per_image
-from retrieval.local_features import (
+from retrieval.local.features import (
     BINARY_METHODS,
     LOCAL_FEATURE_METHODS,
     LocalExtractor,
     LocalFeatureExtractor,
 )
+from retrieval.local.store import local_feature_bytes_per_image
+from retrieval.local.vocabulary import (
+    VisualVocabulary,
+    VocabularySettings,
+    effective_num_words,
+    train_vocabulary,
+)
 from retrieval.metrics import evaluate_ranking
-from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.vocabulary import VisualVocabulary, VocabularySettings, effective_num_words, train_vocabulary
 
 log = logging.getLogger("rq3")
 

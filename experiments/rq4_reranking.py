@@ -46,7 +46,7 @@ from experiments.study_outputs import (
 )
 from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.cnn_patches import CNN_PATCH_METHOD
+from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.evaluation import (
     BenchmarkResult,
     RerankedRanking,
@@ -54,10 +54,10 @@ from retrieval.evaluation import (
     evaluate_reranking,
     query_local_features,
 )
-from retrieval.feature_store import FeatureStore
-from retrieval.local_features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
-from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.rerank import KEYPOINTS, RerankMethod
+from retrieval.local.cnn_patches import CNN_PATCH_METHOD
+from retrieval.local.features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
+from retrieval.local.rerank import KEYPOINTS, RerankMethod
+from retrieval.local.store import FeatureStore
 
 log = logging.getLogger("rq4")
 

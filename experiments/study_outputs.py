@@ -20,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from retrieval.benchmark import RetrievalBenchmark
+from retrieval.descriptor.extract import ExtractionSettings, files_fingerprint
+from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
-from retrieval.extract import ExtractionSettings, files_fingerprint
-from retrieval.local_features import LocalExtractor
-from retrieval.network import GlobalDescriptorNet, load_network, resolve_device
+from retrieval.local.features import LocalExtractor
 
 # The metrics a study table shows for each protocol, the first being the one plots use.
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {

@@ -47,19 +47,19 @@ from experiments.study_outputs import (
 )
 from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.codebook import CodebookKind, codebook_descriptors, codebook_retrieval
+from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.evaluation import (
     BenchmarkResult,
     benchmark_feature_store,
     evaluate_reranking,
     query_local_features,
 )
-from retrieval.feature_store import FeatureStore
-from retrieval.local_features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
+from retrieval.local.codebook import CodebookKind, codebook_descriptors, codebook_retrieval
+from retrieval.local.features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
+from retrieval.local.rerank import RerankMethod
+from retrieval.local.store import FeatureStore
+from retrieval.local.vocabulary import VocabularySettings, effective_num_words, train_vocabulary
 from retrieval.metrics import evaluate_ranking
-from retrieval.network import GlobalDescriptorNet, resolve_device
-from retrieval.rerank import RerankMethod
-from retrieval.vocabulary import VocabularySettings, effective_num_words, train_vocabulary
 
 log = logging.getLogger("thesis")
 

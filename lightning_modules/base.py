@@ -14,8 +14,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.metrics import leave_one_out_scores
-from retrieval.network import GlobalDescriptorNet
 
 # Frozen BatchNorm layers are in eval mode on purpose; Lightning's start-of-fit notice about them is noise.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
@@ -76,8 +76,9 @@ class DescriptorModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.log("train/skipped_samples", float(self._skipped))
-        if hasattr(self.net.pool, "p"):
-            self.log("train/gem_p", float(self.net.pool.p.detach().mean()))
+        gem_p = getattr(self.net.pool, "p", None)
+        if isinstance(gem_p, torch.Tensor):
+            self.log("train/gem_p", float(gem_p.detach().mean()))
 
     # -------------------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -97,15 +98,22 @@ class DescriptorModule(pl.LightningModule):
         self._val_labels.clear()
         self._val_indices.clear()
         if self.trainer.world_size > 1:
-            embeddings = self.all_gather(embeddings).flatten(0, 1)
-            labels = self.all_gather(labels).flatten(0, 1)
+            embeddings = self._gathered(embeddings)
+            labels = self._gathered(labels)
             # The distributed sampler pads the ranks' shares with repeated images: keep each image once.
-            indices = self.all_gather(indices).flatten(0, 1)
+            indices = self._gathered(indices)
             _, first = np.unique(indices.cpu().numpy(), return_index=True)
             keep = torch.from_numpy(first).to(embeddings.device)
             embeddings, labels = embeddings[keep], labels[keep]
         scores = leave_one_out_scores(embeddings, labels)
         self.log_dict({f"val/{name}": value for name, value in scores.items()}, prog_bar=True)
+
+    def _gathered(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows (N, ...) stacked into (world · N, ...)."""
+        gathered = self.all_gather(rows)
+        if not isinstance(gathered, torch.Tensor):
+            raise TypeError(f"all_gather of a tensor gave a {type(gathered).__name__}")
+        return gathered.flatten(0, 1)
 
     # ------------------------------------------------------------------------------------------- optimisers
     def trainable_groups(self) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
 from retrieval.benchmark import BenchmarkLoader, RetrievalBenchmark
+from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.evaluation import BenchmarkResult, PostProcessing, evaluate_benchmark
-from retrieval.extract import ExtractionSettings
 from retrieval.visualize import render_ranking_grid, stack_rows
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,14 @@ class RetrievalEvaluation(pl.Callback):
             return
         if trainer.state.fn == "fit" and (trainer.current_epoch + 1) % self.every_n_epochs:
             return
+        net = getattr(pl_module, "net", None)
+        if net is None:
+            raise TypeError(
+                f"RetrievalEvaluation needs a module with a descriptor network `net`, got {pl_module!r}"
+            )
         for name, benchmark in self.benchmarks.items():
             result = evaluate_benchmark(
-                pl_module.net,
+                net,
                 benchmark,
                 self.settings,
                 descriptor_id="training",  # the weights change every epoch: nothing is cached

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lightning_modules.base import DescriptorModule, OptimizerFactory, SchedulerFactory
-from retrieval.network import GlobalDescriptorNet
+from retrieval.descriptor.network import GlobalDescriptorNet
 
 ClassificationLossFactory = Callable[..., nn.Module]
 
@@ -20,7 +20,7 @@ class ClassificationRetrievalModule(DescriptorModule):
 
     Args:
         net: the descriptor network.
-        loss: a partial classification loss (``retrieval.losses.ArcFaceLoss`` or ``CrossEntropyLoss``).
+        loss: a partial classification loss (``retrieval.descriptor.losses.ArcFaceLoss`` or ``CrossEntropyLoss``).
         num_classes: the number of training landmarks; ``None`` reads it from the datamodule at setup.
         optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier: see :class:`DescriptorModule`.
     """
@@ -59,7 +59,7 @@ class ClassificationRetrievalModule(DescriptorModule):
 
     def setup(self, stage: str) -> None:
         if self.loss is None:
-            datamodule = self.trainer.datamodule if self.trainer else None
+            datamodule = getattr(self.trainer, "datamodule", None) if self.trainer else None
             if datamodule is None or not hasattr(datamodule, "num_classes"):
                 raise ValueError(
                     "classification training needs a datamodule with num_classes (data=demo_classification)"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lightning_modules.base import DescriptorModule, OptimizerFactory, SchedulerFactory
-from retrieval.network import GlobalDescriptorNet
+from retrieval.descriptor.network import GlobalDescriptorNet
 
 
 class SiameseRetrievalModule(DescriptorModule):

@@ -240,48 +240,6 @@ class RetrievalBenchmark:
             query_boxes=[self.query_boxes[index] for index in indices],
         )
 
-    def subsample(
-        self, max_queries: int, max_database: int | None = None, seed: int = 0
-    ) -> RetrievalBenchmark:
-        """A smaller benchmark for quick validation runs; scores on it are not comparable to published ones.
-
-        Keeps ``max_queries`` queries drawn at random (in their original order) and, when ``max_database`` is
-        given, shrinks the database to every image the kept queries refer to (positives and junk, all kept
-        even beyond ``max_database``) plus randomly drawn other images up to ``max_database`` in total.
-        Database order is preserved and the ground truth re-indexed. Deterministic for a given ``seed``.
-        """
-        if max_queries < 1:
-            raise ValueError(f"max_queries must be at least 1, got {max_queries}")
-        if max_database is not None and max_database < 1:
-            raise ValueError(f"max_database must be at least 1, got {max_database}")
-        generator = np.random.default_rng(seed)
-        num_kept = min(max_queries, self.num_queries)
-        query_indices = np.sort(generator.choice(self.num_queries, size=num_kept, replace=False))
-        subset = self.select_queries(query_indices)
-        if max_database is None or max_database >= self.num_database:
-            return subset
-        referenced = np.zeros(self.num_database, dtype=bool)
-        for truth in subset.ground_truth:
-            for indices in (truth.easy, truth.hard, truth.junk):
-                referenced[indices] = True
-        others = np.flatnonzero(~referenced)
-        num_others = max(0, min(others.size, max_database - int(referenced.sum())))
-        keep = referenced.copy()
-        keep[generator.choice(others, size=num_others, replace=False)] = True
-        kept_indices = np.flatnonzero(keep)
-        old_to_new = np.full(self.num_database, -1, dtype=np.int64)
-        old_to_new[kept_indices] = np.arange(kept_indices.size)
-        return RetrievalBenchmark(
-            name=subset.name,
-            protocol=subset.protocol,
-            query_paths=subset.query_paths,
-            database_paths=[self.database_paths[index] for index in kept_indices],
-            ground_truth=[truth.remapped(old_to_new) for truth in subset.ground_truth],
-            query_ids=subset.query_ids,
-            database_ids=[self.database_ids[index] for index in kept_indices],
-            query_boxes=subset.query_boxes,
-        )
-
 
 class BenchmarkLoader(typing.Protocol):
     """Anything that loads a benchmark on demand (e.g. ``datamodules.formats.sources.BenchmarkSource``)."""

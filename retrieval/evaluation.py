@@ -3,10 +3,10 @@ re-ranking peer: the global top K of every query re-ranked with local features â
 
 - :func:`evaluate_benchmark` scores a global network; the Lightning callback and ``evaluate.py`` wrap it.
 - :func:`benchmark_feature_store` extracts the local features of a benchmark's database once into a cached
-  :class:`~retrieval.feature_store.FeatureStore`; :func:`query_local_features` gives every query's features
+  :class:`~retrieval.local.store.FeatureStore`; :func:`query_local_features` gives every query's features
   with the store's settings, cropped to its box where the benchmark has one (Revisited).
 - :func:`evaluate_reranking` re-ranks every query's global top K with several methods at once, gathering the
-  evidence once for methods that share it (:meth:`~retrieval.rerank.RerankMethod.work_key`), and scores them.
+  evidence once for methods that share it (:meth:`~retrieval.local.rerank.RerankMethod.work_key`), and scores them.
 
 Pure torch/numpy.
 """
@@ -25,15 +25,15 @@ import numpy as np
 import torch
 
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.extract import ExtractionSettings, extract_cached, files_fingerprint
-from retrieval.feature_store import FeatureStore, StoreMetadata, build_feature_store
-from retrieval.index import exact_search
-from retrieval.local_features import LocalExtractor, LocalFeatures
+from retrieval.descriptor.extract import ExtractionSettings, extract_cached, files_fingerprint
+from retrieval.descriptor.index import exact_search
+from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.descriptor.query_expansion import alpha_query_expansion, database_side_augmentation
+from retrieval.descriptor.whitening import Whitening
+from retrieval.local.features import LocalExtractor, LocalFeatures
+from retrieval.local.rerank import RerankMethod
+from retrieval.local.store import FeatureStore, StoreMetadata, build_feature_store
 from retrieval.metrics import evaluate_ranking
-from retrieval.network import GlobalDescriptorNet
-from retrieval.query_expansion import alpha_query_expansion, database_side_augmentation
-from retrieval.rerank import RerankMethod
-from retrieval.whitening import Whitening
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def evaluate_reranking(
 ) -> dict[str, RerankedRanking]:
     """Re-rank every query's global top ``top_k`` (junk excluded) with each method of ``methods``.
 
-    Methods with the same :meth:`~retrieval.rerank.RerankMethod.work_key` (e.g. inliers, fusion at any alpha,
+    Methods with the same :meth:`~retrieval.local.rerank.RerankMethod.work_key` (e.g. inliers, fusion at any alpha,
     DELG with the same matching and verification) gather the evidence once per query, with the first of them,
     and each scores it.
 

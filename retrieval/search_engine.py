@@ -6,8 +6,8 @@ Layout of a collection folder::
 
     collection.json   image ids and paths, extraction settings, descriptor id
     net.pt            the global network (config + weights, readable with weights_only=True)
-    global/           the faiss index (retrieval.index.DescriptorIndex)
-    local/            the local-feature store (retrieval.feature_store), when local features were asked for;
+    global/           the faiss index (retrieval.descriptor.index.DescriptorIndex)
+    local/            the local-feature store (retrieval.local.store), when local features were asked for;
                       its metadata is the one record of the local-feature settings, which queries reuse
 """
 
@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from retrieval.extract import ExtractionSettings, describe_images, extract_descriptors
-from retrieval.feature_store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
+from retrieval.descriptor.extract import ExtractionSettings, describe_images, extract_descriptors
+from retrieval.descriptor.index import DescriptorIndex
+from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import IMAGE_SUFFIXES, load_rgb
-from retrieval.index import DescriptorIndex
-from retrieval.local_features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
-from retrieval.network import GlobalDescriptorNet
-from retrieval.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
+from retrieval.local.features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
+from retrieval.local.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
+from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.images import ImageLoadError, ImageTooLargeError, load_rgb
-from retrieval.rerank import KEYPOINTS, RerankMethod
+from retrieval.local.rerank import KEYPOINTS, RerankMethod
 from retrieval.search_engine import SearchEngine
 from retrieval.visualize import draw_matches
 

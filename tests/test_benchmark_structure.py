@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
-from tests.format_fixtures import (
+from tests.datamodules.format_fixtures import (
     tiny_benchmark,
 )
 
@@ -67,22 +67,6 @@ def test_select_queries_keeps_database() -> None:
     assert selected.database_ids == benchmark.database_ids
     with pytest.raises(ValueError, match="outside"):
         benchmark.select_queries([3])
-
-
-def test_subsample_keeps_referenced_images_and_remaps_indices() -> None:
-    ground_truth = [QueryGroundTruth(easy=[2 * index], junk=[2 * index + 1]) for index in range(10)]
-    benchmark = tiny_benchmark(ground_truth, num_database=40)
-    small = benchmark.subsample(max_queries=3, max_database=8, seed=1)
-    assert small.num_queries == 3 and small.num_database == 8
-    for query_id, truth in zip(small.query_ids, small.ground_truth, strict=True):
-        query = int(query_id[1:])
-        # The same images as before, under their new indices.
-        assert small.database_ids[int(truth.easy[0])] == f"d{2 * query}"
-        assert small.database_ids[int(truth.junk[0])] == f"d{2 * query + 1}"
-    assert small.database_ids == sorted(small.database_ids, key=lambda image_id: int(image_id[1:]))
-    assert benchmark.subsample(3, 8, seed=1).database_ids == small.database_ids
-    # Referenced images are never dropped, even past max_database.
-    assert benchmark.subsample(max_queries=10, max_database=4).num_database == 20
 
 
 # --- restricted unpickler ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
-from serving.background import CHROMIUM, CHROMIUM_ARGS, running_server
+from tests.support.server import CHROMIUM, CHROMIUM_ARGS, running_server
 from tests.test_serve import RERANK_CONFIGS, TOP_K, build_tiny_collection, first_landmark_query
 
 # Generous: two slow CPU cores run the server, the searches and the browser together.

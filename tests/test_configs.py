@@ -16,10 +16,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from retrieval.extract import ExtractionSettings
-from retrieval.matching import MatchingConfig
-from retrieval.rerank import RerankMethod
-from retrieval.verification import VerificationConfig
+from retrieval.descriptor.extract import ExtractionSettings
+from retrieval.local.matching import MatchingConfig
+from retrieval.local.rerank import RerankMethod
+from retrieval.local.verification import VerificationConfig
 from tests.conftest import REPO_ROOT
 
 CONF = REPO_ROOT / "conf"

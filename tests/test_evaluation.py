@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader
 
 from lightning_modules.callbacks import RetrievalEvaluation
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
+from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.evaluation import PostProcessing, evaluate_benchmark, rank_and_score
-from retrieval.extract import ExtractionSettings
 
 # Database image i is a solid colour with red = 10·i, embedded at angle 10·i degrees; query 0 (red 200) at −5°,
 # query 1 (red 210) at 55°.

@@ -1,3 +1,6 @@
+"""Image loading: every PIL mode becomes 8-bit RGB, transparency on white, EXIF orientation, downscaling that
+keeps the aspect ratio, and missing, truncated, foreign or oversized files refused with ImageLoadError."""
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -6,7 +6,6 @@ Skipped when ../shared/realphotos is absent (its images must never be copied int
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,7 @@ import pytest
 from datamodules.formats.folders import load_realphotos
 from datamodules.formats.sources import load_benchmark
 from retrieval.metrics import evaluate_ranking
-
-REALPHOTOS = Path(__file__).parents[1] / ".." / "shared" / "realphotos"
+from tests.conftest import REALPHOTOS
 
 pytestmark = pytest.mark.skipif(not REALPHOTOS.is_dir(), reason="../shared/realphotos is absent")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from retrieval.safe_pickle import load_restricted_pickle
-from tests.format_fixtures import (
+from tests.datamodules.format_fixtures import (
     REVISITED_IMAGES,
     python2_era_pickle,
     revisited_gnd,

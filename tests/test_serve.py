@@ -19,12 +19,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
-from retrieval.extract import ExtractionSettings, describe_images, extract_descriptors
+from retrieval.descriptor.extract import ExtractionSettings, describe_images, extract_descriptors
+from retrieval.descriptor.index import create_index
+from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.images import MAX_PIXELS, load_rgb
-from retrieval.index import create_index
-from retrieval.local_features import LocalFeatureExtractor
-from retrieval.network import GlobalDescriptorNet, descriptor_id
-from retrieval.rerank import InliersRerank, RerankMethod
+from retrieval.local.features import LocalFeatureExtractor
+from retrieval.local.rerank import InliersRerank, RerankMethod
 from retrieval.search_engine import SearchEngine, build_collection, list_images
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
 from tests.conftest import REPO_ROOT

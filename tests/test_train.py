@@ -53,9 +53,9 @@ def test_fast_dev_run_trains_validates_and_writes_results(tiny_demo, tmp_path):
 
 
 def test_offline_hub_weights_fall_back_only_for_fast_dev_run(tiny_demo, tmp_path, monkeypatch):
-    from retrieval import network
+    from retrieval.descriptor import weights
 
-    monkeypatch.setattr(network, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(weights, "_hub_reachable", lambda timeout_s=3.0: False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_cache"))
     cfg = compose_train(
         tiny_demo,

@@ -18,8 +18,8 @@ from tqdm import tqdm
 from datamodules.analysis.scan import check_resume_state, file_digest, iter_chunk_rows
 from datamodules.analysis.statistics import DatasetStatistics
 from datamodules.formats.gldv2 import image_path
-from retrieval.extract import ExtractionSettings, extract_descriptors
-from retrieval.network import GlobalDescriptorNet
+from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
+from retrieval.descriptor.network import GlobalDescriptorNet
 
 
 @dataclass(frozen=True)

