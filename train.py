@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             results["before"] = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
             log.info("before training: %s", _format(results["before"]))
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         results["best_checkpoint"] = best or None
         results["after"] = trainer.validate(
             model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=False

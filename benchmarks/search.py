@@ -36,6 +36,7 @@ import faiss
 import numpy as np
 import torch
 
+from benchmarks.common import write_results
 from retrieval.descriptor.index import DescriptorIndex, create_index, exact_search, faiss_gpu_available
 
 Result = TypeVar("Result")
@@ -219,7 +220,7 @@ def write_search_results(name: str, title: str, config: dict[str, object], rows:
         "faiss_gpu_available": faiss_gpu_available(),
         "rows": [asdict(row) for row in rows],
     }
-    write_search_results(name, report, markdown(title, config, rows, k))
+    write_results(name, report, markdown(title, config, rows, k))
 
 
 def run_cpu(args: argparse.Namespace) -> None:

@@ -49,7 +49,8 @@ def replicated_demo(source: Path, target: Path, copies: int) -> Path:
     if (target / "train.csv").is_file():
         return target
     images, _ = load_gldv2_train(source, clean=True)
-    rows, clean = [], {}
+    rows: list[tuple[str, int]] = []
+    clean: dict[int, list[str]] = {}
     for copy in range(copies):
         for number, (image_id, landmark) in enumerate(zip(images.ids, images.labels.tolist(), strict=True)):
             new_id = f"{copy:04x}{number:012x}"[::-1]

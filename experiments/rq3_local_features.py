@@ -30,28 +30,15 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra
 import matplotlib.pyplot as plt
 import numpy as np
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from experiments.study_outputs import (
-    extraction_ms_per_image,
-    global_ranking,
-    headline_names,
-    load_global_network,
-    load_study_benchmark,
-    log_results,
-    markdown_table,
-    percent,
-    settings_of,
-    write_results,
-)
-from lightning_modules.loggers import finishing_wandb
+from experiments import study_outputs
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.evaluation import benchmark_feature_store, query_local_features
 from retrieval.local.cnn_patches import CNN_PATCH_METHOD
 from retrieval.local.codebook import (
@@ -120,11 +107,11 @@ class CodebookRow:
 
 
 def make_extractor(
-    feature: str, cfg: DictConfig, net: GlobalDescriptorNet, network_id: str
+    feature: str, cfg: DictConfig, net: GlobalDescriptorNet, descriptor_id: str
 ) -> LocalExtractor:
     """An OpenCV extractor with ``cfg.local_features``' budget, or the CNN patches of the global network."""
     if feature == CNN_PATCH_METHOD:
-        return instantiate(cfg.cnn_patches)(net=net, descriptor_id=network_id)
+        return instantiate(cfg.cnn_patches)(net=net, descriptor_id=descriptor_id)
     if feature not in LOCAL_FEATURE_METHODS:
         raise ValueError(
             f"features must be among {(*LOCAL_FEATURE_METHODS, CNN_PATCH_METHOD)}, got {feature!r}"
@@ -138,11 +125,11 @@ def study_feature(
     cfg: DictConfig,
     benchmark: RetrievalBenchmark,
     net: GlobalDescriptorNet,
-    network_id: str,
+    descriptor_id: str,
     settings: VocabularySettings,
 ) -> tuple[FeatureSummary, list[CodebookRow]]:
     """Extract (or read) one local feature and run every codebook on it."""
-    extractor = make_extractor(feature, cfg, net, network_id)
+    extractor = make_extractor(feature, cfg, net, descriptor_id)
     store = benchmark_feature_store(
         benchmark, extractor, Path(cfg.cache_dir) / "feature_stores", cfg.num_workers, cfg.progress
     )
@@ -157,7 +144,9 @@ def study_feature(
         extractor=repr(extractor),
         mean_keypoints=mean_keypoints,
         codebook_dim=all_descriptors.shape[1],
-        extract_ms_per_image=extraction_ms_per_image(extractor, benchmark.database_paths, cfg.timing_images),
+        extract_ms_per_image=study_outputs.extraction_ms_per_image(
+            extractor, benchmark.database_paths, cfg.timing_images
+        ),
         store_bytes_per_image=local_feature_bytes_per_image(
             mean_keypoints, extractor.descriptor_dim, extractor.binary
         ),
@@ -210,7 +199,7 @@ def codebook_table(
             "global GeM (reference)",
             "—",
             "—",
-            *(percent(global_metrics[n]) for n in names),
+            *(study_outputs.percent(global_metrics[n]) for n in names),
             "—",
             "—",
             f"{global_bytes:,}",
@@ -223,7 +212,7 @@ def codebook_table(
                 FEATURE_LABELS[row.feature],
                 CODEBOOK_LABELS[row.kind],
                 words,
-                *(percent(row.metrics[n]) for n in names),
+                *(study_outputs.percent(row.metrics[n]) for n in names),
                 f"{row.encode_ms_per_image:,.1f}",
                 f"{row.search_ms_per_query:,.1f}",
                 f"{row.bytes_per_image:,.0f}",
@@ -247,7 +236,7 @@ def feature_table(summaries: list[FeatureSummary], global_dim: int) -> str:
     body.append(
         ["global GeM (float32)", "—", f"{global_dim} floats", "—", f"{dense_bytes_per_image(global_dim):,}"]
     )
-    return markdown_table(header, body)
+    return study_outputs.markdown_table(header, body)
 
 
 def plot(rows: list[CodebookRow], global_metric: float, global_bytes: int, metric: str) -> Figure:
@@ -286,96 +275,67 @@ def plot(rows: list[CodebookRow], global_metric: float, global_bytes: int, metri
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The study: every feature × codebook, written to ``rq3.{md,json,png}`` in the run folder and logged."""
-    with finishing_wandb():
-        benchmark = load_study_benchmark(cfg)
-        log.info(
-            "%s: %d queries, %d database images",
-            benchmark.name,
-            benchmark.num_queries,
-            benchmark.num_database,
+    benchmark = study_outputs.load_study_benchmark(cfg)
+    network = study_outputs.study_network(cfg, benchmark, cfg.ckpt_path)
+    settings: VocabularySettings = instantiate(cfg.vocabulary)
+    summaries, rows = [], []
+    for feature in cfg.features:
+        summary, feature_rows = study_feature(
+            feature, cfg, benchmark, network.net, network.descriptor_id, settings
         )
-        net, network_id, network_description = load_global_network(cfg.ckpt_path, cfg.net)
-        net.to(resolve_device(cfg.device))
-        global_result = global_ranking(net, network_id, benchmark, cfg)
-        settings: VocabularySettings = instantiate(cfg.vocabulary)
-        summaries, rows = [], []
-        for feature in cfg.features:
-            summary, feature_rows = study_feature(feature, cfg, benchmark, net, network_id, settings)
-            summaries.append(summary)
-            rows += feature_rows
+        summaries.append(summary)
+        rows += feature_rows
 
-        names = headline_names(benchmark)
-        global_bytes = dense_bytes_per_image(net.output_dim)
-        header, body = codebook_table(rows, global_result.metrics, global_bytes, names)
-        notes = [f"- {FEATURE_LABELS[r.feature]} {r.codebook}: {r.words_note}" for r in rows if r.words_note]
-        markdown = "\n".join(
-            [
-                f"# RQ3 — local features × codebooks on {benchmark.name}",
-                "",
-                f"{benchmark.num_queries} queries, {benchmark.num_database} database images; retrieval by local "
-                "features only (vocabularies trained on the database's descriptors, those above "
-                f"{settings.two_level_above:,} words in two levels with each descriptor assigned among the words "
-                f"of its {settings.assignment_probes} nearest cells; binary descriptors unpacked to 0/1 floats). "
-                f"Reference: global GeM of {network_description} at max side {cfg.extraction.max_side}. Bytes "
-                "per image: BoW 8 per posting (int32 id, float32 weight), VLAD 4 per float, ASMK* per (image, "
-                "word) an int32 id and one bit per descriptor dimension. Times on this machine's CPU.",
-                "",
-                markdown_table(header, body),
-                "",
-                *(["Vocabularies scaled down (too few descriptors):", *notes, ""] if notes else []),
-                "## Local features",
-                "",
-                feature_table(summaries, net.output_dim),
-            ]
+    names = study_outputs.headline_names(benchmark)
+    global_bytes = dense_bytes_per_image(network.net.output_dim)
+    header, body = codebook_table(rows, network.ranking.metrics, global_bytes, names)
+    notes = [f"- {FEATURE_LABELS[r.feature]} {r.codebook}: {r.words_note}" for r in rows if r.words_note]
+    markdown = "\n".join(
+        [
+            f"# RQ3 — local features × codebooks on {benchmark.name}",
+            "",
+            f"{benchmark.num_queries} queries, {benchmark.num_database} database images; retrieval by local "
+            "features only (vocabularies trained on the database's descriptors, those above "
+            f"{settings.two_level_above:,} words in two levels with each descriptor assigned among the words "
+            f"of its {settings.assignment_probes} nearest cells; binary descriptors unpacked to 0/1 floats). "
+            f"Reference: global GeM of {network.description} at max side {cfg.extraction.max_side}. Bytes "
+            "per image: BoW 8 per posting (int32 id, float32 weight), VLAD 4 per float, ASMK* per (image, "
+            "word) an int32 id and one bit per descriptor dimension. Times on this machine's CPU.",
+            "",
+            study_outputs.markdown_table(header, body),
+            "",
+            *(["Vocabularies scaled down (too few descriptors):", *notes, ""] if notes else []),
+            "## Local features",
+            "",
+            feature_table(summaries, network.net.output_dim),
+        ]
+    )
+    report: dict[str, Any] = study_outputs.study_report(
+        cfg,
+        benchmark,
+        network,
+        ["ckpt_path", "features", "local_features", "cnn_patches", "codebooks", "vocabulary"],
+    ) | {
+        "global": {"metrics": network.ranking.metrics, "bytes_per_image": global_bytes},
+        "features": [asdict(summary) for summary in summaries],
+        "codebooks": [asdict(row) for row in rows],
+    }
+    figure = plot(rows, network.ranking.metrics[names[0]], global_bytes, names[0])
+    metrics = {f"rq3/global/{n}": network.ranking.metrics[n] for n in names}
+    for row in rows:
+        prefix = f"rq3/{row.feature}/{row.codebook}"
+        metrics.update({f"{prefix}/{n}": row.metrics[n] for n in names})
+        metrics.update(
+            {
+                f"{prefix}/encode_ms_per_image": row.encode_ms_per_image,
+                f"{prefix}/search_ms_per_query": row.search_ms_per_query,
+                f"{prefix}/bytes_per_image": row.bytes_per_image,
+            }
         )
-        report: dict[str, Any] = {
-            "benchmark": benchmark.name,
-            "protocol": benchmark.protocol,
-            "num_queries": benchmark.num_queries,
-            "num_database": benchmark.num_database,
-            "network": network_description,
-            "network_id": network_id,
-            "settings": settings_of(
-                cfg,
-                [
-                    "benchmark",
-                    "max_queries",
-                    "ckpt_path",
-                    "extraction",
-                    "features",
-                    "local_features",
-                    "cnn_patches",
-                    "codebooks",
-                    "vocabulary",
-                ],
-            ),
-            "global": {"metrics": global_result.metrics, "bytes_per_image": global_bytes},
-            "features": [asdict(summary) for summary in summaries],
-            "codebooks": [asdict(row) for row in rows],
-        }
-        figure = plot(rows, global_result.metrics[names[0]], global_bytes, names[0])
-        files = write_results(cfg.paths.output_dir, "rq3", markdown, report, figure)
-        plt.close(figure)
-        metrics = {f"rq3/global/{n}": global_result.metrics[n] for n in names}
-        for row in rows:
-            prefix = f"rq3/{row.feature}/{row.codebook}"
-            metrics.update({f"{prefix}/{n}": row.metrics[n] for n in names})
-            metrics.update(
-                {
-                    f"{prefix}/encode_ms_per_image": row.encode_ms_per_image,
-                    f"{prefix}/search_ms_per_query": row.search_ms_per_query,
-                    f"{prefix}/bytes_per_image": row.bytes_per_image,
-                }
-            )
-        log_results(cfg.logger, "rq3", report["settings"], metrics, (header, body), files)
-        print(markdown)
-        log.info("RQ3 written to %s", files["md"].parent)
-    return report
+    return study_outputs.publish(cfg, "rq3", markdown, report, figure, metrics, (header, body))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="rq3")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+main = study_outputs.study_main("rq3", run)
 
 
 if __name__ == "__main__":

@@ -27,26 +27,14 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra
 import matplotlib.pyplot as plt
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from experiments.study_outputs import (
-    global_ranking,
-    headline_names,
-    load_global_network,
-    load_study_benchmark,
-    log_results,
-    markdown_table,
-    percent,
-    settings_of,
-    write_results,
-)
-from lightning_modules.loggers import finishing_wandb
+from experiments import study_outputs
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.evaluation import (
     BenchmarkResult,
     RerankedRanking,
@@ -93,7 +81,7 @@ def feature_sources(
     configs: dict[str, RerankMethod],
     benchmark: RetrievalBenchmark,
     net: GlobalDescriptorNet,
-    network_id: str,
+    descriptor_id: str,
 ) -> list[FeatureSource]:
     """Keypoint methods use ``cfg.local_features``; CNN-patch methods the global network's feature map."""
     by_features: dict[str, dict[str, RerankMethod]] = {}
@@ -101,7 +89,7 @@ def feature_sources(
         by_features.setdefault(config.local_features, {})[name] = config
     extractors: dict[str, LocalExtractor] = {
         KEYPOINTS: instantiate(cfg.local_features),
-        CNN_PATCH_METHOD: instantiate(cfg.cnn_patches)(net=net, descriptor_id=network_id),
+        CNN_PATCH_METHOD: instantiate(cfg.cnn_patches)(net=net, descriptor_id=descriptor_id),
     }
     sources = []
     for features, methods in by_features.items():
@@ -147,13 +135,20 @@ def results_table(
         header += [f"K={top_k} {metric_names[0]}", f"K={top_k} {metric_names[1]}", f"K={top_k} ms/query"]
     rows = [
         [GLOBAL_ONLY]
-        + [cell for _ in results for cell in (*map(percent, (global_metrics[m] for m in metric_names)), "—")]
+        + [
+            cell
+            for _ in results
+            for cell in (*map(study_outputs.percent, (global_metrics[m] for m in metric_names)), "—")
+        ]
     ]
     for name, config in configs.items():
         row = [config.describe()]
         for by_method in results.values():
             reranked = by_method[name]
-            row += [percent(reranked.metrics[metric_names[0]]), percent(reranked.metrics[metric_names[1]])]
+            row += [
+                study_outputs.percent(reranked.metrics[metric_names[0]]),
+                study_outputs.percent(reranked.metrics[metric_names[1]]),
+            ]
             row.append(f"{reranked.median_ms_per_query:,.1f}")
         rows.append(row)
     return header, rows
@@ -187,96 +182,66 @@ def plot(
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The study: re-rank, score, write ``rq4.{md,json,png}`` into ``cfg.paths.output_dir`` and log them."""
-    with finishing_wandb():
-        benchmark = load_study_benchmark(cfg)
-        log.info(
-            "%s: %d queries, %d database images",
-            benchmark.name,
-            benchmark.num_queries,
-            benchmark.num_database,
-        )
-        net, network_id, network_description = load_global_network(cfg.ckpt_path, cfg.net)
-        net.to(resolve_device(cfg.device))
-        global_result = global_ranking(net, network_id, benchmark, cfg)
-        log.info("global ranking: %s", global_result.metrics)
-        configs = method_configs(cfg.methods, list(cfg.fusion_alphas))
-        sources = feature_sources(cfg, configs, benchmark, net, network_id)
-        log.info("local features of the database and the queries ready")
-        results = rerank_all(sources, benchmark, global_result, list(cfg.top_ks))
-        features_used = {name: repr(source.extractor) for source in sources for name in source.methods}
+    benchmark = study_outputs.load_study_benchmark(cfg)
+    network = study_outputs.study_network(cfg, benchmark, cfg.ckpt_path)
+    configs = method_configs(cfg.methods, list(cfg.fusion_alphas))
+    sources = feature_sources(cfg, configs, benchmark, network.net, network.descriptor_id)
+    log.info("local features of the database and the queries ready")
+    results = rerank_all(sources, benchmark, network.ranking, list(cfg.top_ks))
+    features_used = {name: repr(source.extractor) for source in sources for name in source.methods}
 
-        names = headline_names(benchmark)
-        metric_names = (names[0], names[-1])
-        header, rows = results_table(configs, results, global_result.metrics, metric_names)
-        local_features: LocalFeatureExtractor = instantiate(cfg.local_features)
-        markdown = "\n".join(
-            [
-                f"# RQ4 — re-ranking on {benchmark.name}",
-                "",
-                f"{benchmark.num_queries} queries, {benchmark.num_database} database images. Global: "
-                f"{network_description}, GeM, max side {cfg.extraction.max_side}, scales "
-                f"{list(cfg.extraction.scales)}. Local features: {local_features!r}; CNN patches at max side "
-                f"{cfg.cnn_patches.max_side}. Re-ranked: the global top K without junk. ms/query: the median "
-                "over queries of one `rerank()` call (store reads, matching, verification, scoring; methods "
-                "sharing their matching and verification share it) on this machine's CPU, shared with other "
-                "work; benchmarks/rerank.py measures speed on its own.",
-                "",
-                markdown_table(header, rows),
-            ]
-        )
-        report: dict[str, Any] = {
-            "benchmark": benchmark.name,
-            "protocol": benchmark.protocol,
-            "num_queries": benchmark.num_queries,
-            "num_database": benchmark.num_database,
-            "network": network_description,
-            "network_id": network_id,
-            "settings": settings_of(
-                cfg,
-                [
-                    "benchmark",
-                    "max_queries",
-                    "ckpt_path",
-                    "extraction",
-                    "local_features",
-                    "cnn_patches",
-                    "top_ks",
-                ],
-            ),
-            "global": global_result.metrics,
-            "methods": {
-                name: {
-                    "label": config.describe(),
-                    "config": asdict(config),
-                    "features": features_used[name],
-                    "top_k": {
-                        str(top_k): {
-                            "metrics": by_method[name].metrics,
-                            "median_ms_per_query": by_method[name].median_ms_per_query,
-                        }
-                        for top_k, by_method in results.items()
-                    },
-                }
-                for name, config in configs.items()
-            },
-        }
-        figure = plot(configs, results, global_result.metrics[metric_names[0]], metric_names[0])
-        files = write_results(cfg.paths.output_dir, "rq4", markdown, report, figure)
-        plt.close(figure)
-        metrics = {f"rq4/global/{m}": global_result.metrics[m] for m in names}
-        for top_k, by_method in results.items():
-            for name, reranked in by_method.items():
-                metrics.update({f"rq4/{name}/K{top_k}/{m}": reranked.metrics[m] for m in names})
-                metrics[f"rq4/{name}/K{top_k}/median_ms_per_query"] = reranked.median_ms_per_query
-        log_results(cfg.logger, "rq4", report["settings"], metrics, (header, rows), files)
-        print(markdown)
-        log.info("RQ4 written to %s", files["md"].parent)
-    return report
+    names = study_outputs.headline_names(benchmark)
+    metric_names = (names[0], names[-1])
+    header, rows = results_table(configs, results, network.ranking.metrics, metric_names)
+    local_features: LocalFeatureExtractor = instantiate(cfg.local_features)
+    markdown = "\n".join(
+        [
+            f"# RQ4 — re-ranking on {benchmark.name}",
+            "",
+            f"{benchmark.num_queries} queries, {benchmark.num_database} database images. Global: "
+            f"{network.description}, GeM, max side {cfg.extraction.max_side}, scales "
+            f"{list(cfg.extraction.scales)}. Local features: {local_features!r}; CNN patches at max side "
+            f"{cfg.cnn_patches.max_side}. Re-ranked: the global top K without junk. ms/query: the median "
+            "over queries of one `rerank()` call (store reads, matching, verification, scoring; methods "
+            "sharing their matching and verification share it) on this machine's CPU, shared with other "
+            "work; benchmarks/rerank.py measures speed on its own.",
+            "",
+            study_outputs.markdown_table(header, rows),
+        ]
+    )
+    report: dict[str, Any] = study_outputs.study_report(
+        cfg,
+        benchmark,
+        network,
+        ["ckpt_path", "local_features", "cnn_patches", "top_ks"],
+    ) | {
+        "global": network.ranking.metrics,
+        "methods": {
+            name: {
+                "label": config.describe(),
+                "config": asdict(config),  # type: ignore[call-overload]  # every method is a dataclass
+                "features": features_used[name],
+                "top_k": {
+                    str(top_k): {
+                        "metrics": by_method[name].metrics,
+                        "median_ms_per_query": by_method[name].median_ms_per_query,
+                    }
+                    for top_k, by_method in results.items()
+                },
+            }
+            for name, config in configs.items()
+        },
+    }
+    figure = plot(configs, results, network.ranking.metrics[metric_names[0]], metric_names[0])
+    metrics = {f"rq4/global/{m}": network.ranking.metrics[m] for m in names}
+    for top_k, by_method in results.items():
+        for name, reranked in by_method.items():
+            metrics.update({f"rq4/{name}/K{top_k}/{m}": reranked.metrics[m] for m in names})
+            metrics[f"rq4/{name}/K{top_k}/median_ms_per_query"] = reranked.median_ms_per_query
+    return study_outputs.publish(cfg, "rq4", markdown, report, figure, metrics, (header, rows))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="rq4")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+main = study_outputs.study_main("rq4", run)
 
 
 if __name__ == "__main__":

@@ -5,25 +5,36 @@ configured experiment loggers (``logger=wandb``, offline without an API key; ``l
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hydra
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
+from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.extract import ExtractionSettings, files_fingerprint
 from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
 from retrieval.local.features import LocalExtractor
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# Config keys every study's report records.
+COMMON_SETTINGS = ("benchmark", "max_queries", "extraction")
 
 # The metrics a study table shows for each protocol, the first being the one plots use.
 HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
@@ -39,7 +50,32 @@ def load_study_benchmark(cfg: DictConfig) -> RetrievalBenchmark:
         raise ValueError(
             f"benchmark={cfg.benchmark!r} is not one of the configured sources {sorted(cfg.sources)}"
         )
-    return instantiate(cfg.sources[cfg.benchmark], max_queries=cfg.max_queries).load()
+    benchmark = instantiate(cfg.sources[cfg.benchmark], max_queries=cfg.max_queries).load()
+    log.info(
+        "%s: %d queries, %d database images", benchmark.name, benchmark.num_queries, benchmark.num_database
+    )
+    return benchmark
+
+
+@dataclass(frozen=True, eq=False)
+class StudyNetwork:
+    """A global network on its device, the id naming its weights, a description for tables, and its global
+    ranking of the study's benchmark."""
+
+    net: GlobalDescriptorNet
+    descriptor_id: str
+    description: str
+    ranking: BenchmarkResult
+
+
+def study_network(cfg: DictConfig, benchmark: RetrievalBenchmark, ckpt_path: str | None) -> StudyNetwork:
+    """The network of ``ckpt_path`` (None: the pretrained ``cfg.net``) on ``cfg.device``, with its global
+    ranking of ``benchmark`` (``cfg.extraction``, cached)."""
+    net, weights_id, description = load_global_network(ckpt_path, cfg.net)
+    net.to(resolve_device(cfg.device))
+    ranking = global_ranking(net, weights_id, benchmark, cfg)
+    log.info("global ranking of %s: %s", description, ranking.metrics)
+    return StudyNetwork(net, weights_id, description, ranking)
 
 
 def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[GlobalDescriptorNet, str, str]:
@@ -57,7 +93,7 @@ def load_global_network(ckpt_path: str | None, net_cfg: DictConfig) -> tuple[Glo
 
 
 def global_ranking(
-    net: GlobalDescriptorNet, network_id: str, benchmark: RetrievalBenchmark, cfg: DictConfig
+    net: GlobalDescriptorNet, descriptor_id: str, benchmark: RetrievalBenchmark, cfg: DictConfig
 ) -> BenchmarkResult:
     """The full global ranking of every query with ``cfg.extraction``.
 
@@ -71,7 +107,7 @@ def global_ranking(
         net,
         benchmark,
         settings,
-        network_id,
+        descriptor_id,
         cache_dir=Path(cfg.cache_dir) / "descriptors" / fingerprint,
         device=resolve_device(cfg.device),
         progress=cfg.progress,
@@ -86,6 +122,16 @@ def percent(value: float) -> str:
 def headline_names(benchmark: RetrievalBenchmark) -> tuple[str, ...]:
     """The metrics the tables show for the benchmark's protocol."""
     return HEADLINE_METRICS[benchmark.protocol]
+
+
+def study_main(config_name: str, run: Callable[[DictConfig], object]) -> Callable[[], None]:
+    """The command-line entry point of a study: ``run`` under Hydra with ``conf/<config_name>.yaml``."""
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def main(cfg: DictConfig) -> None:
+        run(cfg)
+
+    return main
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -125,6 +171,27 @@ def write_results(
     return files
 
 
+def publish(
+    cfg: DictConfig,
+    stem: str,
+    markdown: str,
+    report: Mapping[str, Any],
+    figure: Figure,
+    metrics: Mapping[str, float],
+    table: tuple[Sequence[str], Sequence[Sequence[object]]],
+) -> dict[str, Any]:
+    """Write ``<stem>.{md,json,png}`` into the run folder (:func:`write_results`), log them with ``metrics`` and
+    ``report["settings"]`` to the configured loggers (:func:`log_results`), print the markdown; returns the
+    report."""
+    files = write_results(cfg.paths.output_dir, stem, markdown, report, figure)
+    plt.close(figure)
+    with finishing_wandb():
+        log_results(cfg.logger, stem, report["settings"], metrics, table, files)
+    print(markdown)
+    log.info("%s written to %s", stem, files["md"].parent)
+    return dict(report)
+
+
 def log_results(
     logger_cfg: DictConfig,
     stem: str,
@@ -134,7 +201,7 @@ def log_results(
     files: Mapping[str, Path],
 ) -> None:
     """Hyperparameters and metrics to every configured logger; to W&B also the table, the plot and the files as
-    an artifact. Call inside :func:`lightning_modules.loggers.finishing_wandb`."""
+    an artifact. Call inside :func:`lightning_modules.loggers.finishing_wandb` (as :func:`publish` does)."""
     finite = {name: float(value) for name, value in metrics.items() if math.isfinite(value)}
     for logger in (instantiate(entry) for entry in logger_cfg.values()):
         logger.log_hyperparams(dict(hyperparameters))
@@ -157,6 +224,25 @@ def log_results(
                 artifact.add_file(str(path))
             run.log_artifact(artifact)
         logger.save()
+
+
+def study_report(
+    cfg: DictConfig,
+    benchmark: RetrievalBenchmark,
+    network: StudyNetwork | None,
+    settings: Sequence[str],
+) -> dict[str, Any]:
+    """The head of every study's JSON report: the benchmark and its size, the network (when one ranked it)
+    and the resolved keys of ``cfg`` every study has (:data:`COMMON_SETTINGS`) and the study's own ``settings``."""
+    report: dict[str, Any] = {
+        "benchmark": benchmark.name,
+        "protocol": benchmark.protocol,
+        "num_queries": benchmark.num_queries,
+        "num_database": benchmark.num_database,
+    }
+    if network is not None:
+        report |= {"network": network.description, "descriptor_id": network.descriptor_id}
+    return report | {"settings": settings_of(cfg, [*COMMON_SETTINGS, *settings])}
 
 
 def settings_of(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:

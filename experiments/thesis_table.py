@@ -27,29 +27,15 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra
 import matplotlib.pyplot as plt
 import numpy as np
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from experiments.study_outputs import (
-    global_ranking,
-    headline_names,
-    load_global_network,
-    load_study_benchmark,
-    log_results,
-    markdown_table,
-    percent,
-    settings_of,
-    write_results,
-)
-from lightning_modules.loggers import finishing_wandb
+from experiments import study_outputs
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.evaluation import (
-    BenchmarkResult,
     benchmark_feature_store,
     evaluate_reranking,
     query_local_features,
@@ -77,32 +63,18 @@ class Row:
     ms_per_query: float | None = None
 
 
-@dataclass
-class Network:
-    """A global network, its weights' id and description, and its global ranking (computed once)."""
-
-    net: GlobalDescriptorNet
-    network_id: str
-    description: str
-    ranking: BenchmarkResult
-
-
 class Study:
     """Loads networks, feature stores and rankings lazily, so a subset of experiments costs only its share."""
 
     def __init__(self, cfg: DictConfig, benchmark: RetrievalBenchmark):
         self.cfg = cfg
         self.benchmark = benchmark
-        self.device = resolve_device(cfg.device)
-        self._networks: dict[str | None, Network] = {}
+        self._networks: dict[str | None, study_outputs.StudyNetwork] = {}
 
-    def network(self, ckpt_path: str | None) -> Network:
+    def network(self, ckpt_path: str | None) -> study_outputs.StudyNetwork:
         """The network of a checkpoint (None: the pretrained ``net``) with its global ranking."""
         if ckpt_path not in self._networks:
-            net, network_id, description = load_global_network(ckpt_path, self.cfg.net)
-            net.to(self.device)
-            ranking = global_ranking(net, network_id, self.benchmark, self.cfg)
-            self._networks[ckpt_path] = Network(net, network_id, description, ranking)
+            self._networks[ckpt_path] = study_outputs.study_network(self.cfg, self.benchmark, ckpt_path)
         return self._networks[ckpt_path]
 
     def features(self, extractor: LocalExtractor) -> tuple[FeatureStore, list[LocalFeatures]]:
@@ -158,7 +130,7 @@ class Study:
         description: str,
         extractor: LocalExtractor,
         config: RerankMethod,
-        network: Network,
+        network: study_outputs.StudyNetwork,
     ) -> Row:
         store, query_features = self.features(extractor)
         reranked = evaluate_reranking(
@@ -195,7 +167,7 @@ def run_experiment(study: Study, experiment: str) -> Row:
     if experiment == "e7":
         network = study.network(cfg.e3_ckpt)
         config = instantiate(cfg.cnn_rerank)
-        extractor = instantiate(cfg.cnn_patches)(net=network.net, descriptor_id=network.network_id)
+        extractor = instantiate(cfg.cnn_patches)(net=network.net, descriptor_id=network.descriptor_id)
         return study.rerank_row(
             "E7",
             f"E3 + CNN-patch re-ranking of the top {cfg.top_k}, "
@@ -222,91 +194,71 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     unknown = [experiment for experiment in cfg.experiments if experiment not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"experiments must be among {EXPERIMENTS}, got {unknown}")
-    with finishing_wandb():
-        benchmark = load_study_benchmark(cfg)
-        log.info(
-            "%s: %d queries, %d database images",
-            benchmark.name,
-            benchmark.num_queries,
-            benchmark.num_database,
-        )
-        study = Study(cfg, benchmark)
-        rows = []
-        for experiment in cfg.experiments:
-            rows.append(run_experiment(study, experiment))
-            log.info("%s: %s", rows[-1].experiment, rows[-1].metrics)
+    benchmark = study_outputs.load_study_benchmark(cfg)
+    study = Study(cfg, benchmark)
+    rows = []
+    for experiment in cfg.experiments:
+        rows.append(run_experiment(study, experiment))
+        log.info("%s: %s", rows[-1].experiment, rows[-1].metrics)
 
-        names = headline_names(benchmark)
-        header = ["", "experiment", "weights", *names, "ms/query (local)"]
-        body = [
-            [
-                row.experiment,
-                row.description,
-                row.weights,
-                *(percent(row.metrics[name]) for name in names),
-                "—" if row.ms_per_query is None else f"{row.ms_per_query:,.1f}",
-            ]
-            for row in rows
+    names = study_outputs.headline_names(benchmark)
+    header = ["", "experiment", "weights", *names, "ms/query (local)"]
+    body = [
+        [
+            row.experiment,
+            row.description,
+            row.weights,
+            *(study_outputs.percent(row.metrics[name]) for name in names),
+            "—" if row.ms_per_query is None else f"{row.ms_per_query:,.1f}",
         ]
-        missing = [name for name, path in (("E2", cfg.e2_ckpt), ("E3", cfg.e3_ckpt)) if not path]
-        markdown = "\n".join(
-            [
-                f"# The thesis' experiments on {benchmark.name}",
-                "",
-                f"{benchmark.num_queries} queries, {benchmark.num_database} database images. Global descriptors: GeM "
-                f"at max side {cfg.extraction.max_side}; local features: {study.sift()!r}; CNN patches at max side "
-                f"{cfg.cnn_patches.max_side}. ms/query (this CPU): re-ranking (E5, E7; median over queries) or local search (E4, E6; mean).",
-                *(
-                    [
-                        "",
-                        f"No checkpoint was given for {' and '.join(missing)}: those rows (and E5, E7 when E3 has "
-                        "none) use the pretrained ImageNet weights, so they equal E1 and show no training.",
-                    ]
-                    if missing
-                    else []
-                ),
-                "",
-                markdown_table(header, body),
-            ]
-        )
-        report: dict[str, Any] = {
-            "benchmark": benchmark.name,
-            "protocol": benchmark.protocol,
-            "num_queries": benchmark.num_queries,
-            "num_database": benchmark.num_database,
-            "settings": settings_of(
-                cfg,
+        for row in rows
+    ]
+    missing = [name for name, path in (("E2", cfg.e2_ckpt), ("E3", cfg.e3_ckpt)) if not path]
+    markdown = "\n".join(
+        [
+            f"# The thesis' experiments on {benchmark.name}",
+            "",
+            f"{benchmark.num_queries} queries, {benchmark.num_database} database images. Global descriptors: GeM "
+            f"at max side {cfg.extraction.max_side}; local features: {study.sift()!r}; CNN patches at max side "
+            f"{cfg.cnn_patches.max_side}. ms/query (this CPU): re-ranking (E5, E7; median over queries) or local search (E4, E6; mean).",
+            *(
                 [
-                    "benchmark",
-                    "max_queries",
-                    "experiments",
-                    "e2_ckpt",
-                    "e3_ckpt",
-                    "extraction",
-                    "sift",
-                    "cnn_patches",
-                    "bow_words",
-                    "vlad_words",
-                    "top_k",
-                    "ratio_count",
-                    "cnn_rerank",
-                ],
+                    "",
+                    f"No checkpoint was given for {' and '.join(missing)}: those rows (and E5, E7 when E3 has "
+                    "none) use the pretrained ImageNet weights, so they equal E1 and show no training.",
+                ]
+                if missing
+                else []
             ),
-            "rows": [asdict(row) for row in rows],
-        }
-        figure = plot(rows, names[0])
-        files = write_results(cfg.paths.output_dir, "thesis", markdown, report, figure)
-        plt.close(figure)
-        metrics = {f"thesis/{row.experiment}/{name}": row.metrics[name] for row in rows for name in names}
-        log_results(cfg.logger, "thesis", report["settings"], metrics, (header, body), files)
-        print(markdown)
-        log.info("thesis table written to %s", files["md"].parent)
-    return report
+            "",
+            study_outputs.markdown_table(header, body),
+        ]
+    )
+    report: dict[str, Any] = study_outputs.study_report(
+        cfg,
+        benchmark,
+        None,
+        [
+            "experiments",
+            "e2_ckpt",
+            "e3_ckpt",
+            "sift",
+            "cnn_patches",
+            "bow_words",
+            "vlad_words",
+            "top_k",
+            "ratio_count",
+            "cnn_rerank",
+        ],
+    ) | {
+        "rows": [asdict(row) for row in rows],
+    }
+    figure = plot(rows, names[0])
+    metrics = {f"thesis/{row.experiment}/{name}": row.metrics[name] for row in rows for name in names}
+    return study_outputs.publish(cfg, "thesis", markdown, report, figure, metrics, (header, body))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="thesis")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+main = study_outputs.study_main("thesis", run)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"
 
@@ -27,3 +29,19 @@ def tiny_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_demo")
     generate_demo(root, DEMO_SCALES["tiny"], seed=0)
     return root
+
+
+def tiny_benchmark(
+    ground_truth: list[QueryGroundTruth], num_database: int, protocol: str = "plain"
+) -> RetrievalBenchmark:
+    """Q queries and N database images named q0.. and d0.. (files need not exist: nothing decodes them)."""
+    return RetrievalBenchmark(
+        name="tiny",
+        protocol=protocol,  # type: ignore[arg-type]
+        query_paths=[Path(f"q{index}.jpg") for index in range(len(ground_truth))],
+        database_paths=[Path(f"d{index}.jpg") for index in range(num_database)],
+        ground_truth=ground_truth,
+        query_ids=[f"q{index}" for index in range(len(ground_truth))],
+        database_ids=[f"d{index}" for index in range(num_database)],
+        query_boxes=[None] * len(ground_truth),
+    )

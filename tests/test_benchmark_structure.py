@@ -1,5 +1,5 @@
 """The evaluation-set structure: ground truth sorted and read-only, inconsistent benchmarks refused, query
-selection and subsampling that keep every referenced image."""
+selection that keeps the database, and the verdict of each result."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
-from tests.datamodules.format_fixtures import (
-    tiny_benchmark,
-)
+from tests.conftest import tiny_benchmark
 
 
 def test_ground_truth_is_sorted_read_only_int64() -> None:
@@ -70,3 +68,8 @@ def test_select_queries_keeps_database() -> None:
 
 
 # --- restricted unpickler ---------------------------------------------------------------------------------
+
+
+def test_verdicts_name_each_result_of_a_query() -> None:
+    benchmark = tiny_benchmark([QueryGroundTruth(easy=[1], junk=[2])], num_database=3)
+    assert benchmark.verdicts(0, np.array([2, 0, 1])) == ["junk", "negative", "positive"]

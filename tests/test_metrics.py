@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
+from retrieval.benchmark import QueryGroundTruth
 from retrieval.metrics import (
     average_precision,
     compute_ap_for_ranking,
@@ -21,6 +19,7 @@ from retrieval.metrics import (
     revisited_ground_truth,
     score_queries,
 )
+from tests.conftest import tiny_benchmark
 
 
 def naive_revisitop_scores(
@@ -286,22 +285,9 @@ def test_gldv2_matches_naive_reference() -> None:
 # --- evaluate_ranking on benchmarks ----------------------------------------------------------------------
 
 
-def _benchmark(protocol: str, ground_truth: list[QueryGroundTruth], num_database: int) -> RetrievalBenchmark:
-    return RetrievalBenchmark(
-        name="tiny",
-        protocol=protocol,  # type: ignore[arg-type]
-        query_paths=[Path(f"q{index}.jpg") for index in range(len(ground_truth))],
-        database_paths=[Path(f"d{index}.jpg") for index in range(num_database)],
-        ground_truth=ground_truth,
-        query_ids=[f"q{index}" for index in range(len(ground_truth))],
-        database_ids=[f"d{index}" for index in range(num_database)],
-        query_boxes=[None] * len(ground_truth),
-    )
-
-
 def test_revisited_easy_medium_hard_on_crafted_gnd() -> None:
     truth = QueryGroundTruth(easy=np.array([0, 1]), hard=np.array([2]), junk=np.array([3]))
-    benchmark = _benchmark("revisited", [truth], num_database=8)
+    benchmark = tiny_benchmark([truth], num_database=8, protocol="revisited")
     ranking = np.array([[3, 2, 4, 0, 5, 1, 6, 7]])
     results = evaluate_ranking(ranking, benchmark)
     # Easy: positives {0, 1}, ignore {3, 2} -> 4 0 5 1 6 7, positives at 0-based ranks 1 and 3:
@@ -325,7 +311,7 @@ def test_revisited_easy_medium_hard_on_crafted_gnd() -> None:
 
 def test_revisited_settings_split_the_lists() -> None:
     truth = QueryGroundTruth(easy=np.array([0, 1]), hard=np.array([2]), junk=np.array([3]))
-    benchmark = _benchmark("revisited", [truth], num_database=4)
+    benchmark = tiny_benchmark([truth], num_database=4, protocol="revisited")
     expected = {"easy": ([0, 1], [2, 3]), "medium": ([0, 1, 2], [3]), "hard": ([2], [0, 1, 3])}
     for setting, (positives, junk) in expected.items():
         got_positives, got_junk = revisited_ground_truth(benchmark, setting)  # type: ignore[arg-type]
@@ -336,7 +322,7 @@ def test_revisited_settings_split_the_lists() -> None:
 def test_revisited_hard_excludes_queries_without_hard_positives() -> None:
     with_hard = QueryGroundTruth(easy=np.array([0]), hard=np.array([1]))
     without_hard = QueryGroundTruth(easy=np.array([0]))
-    benchmark = _benchmark("revisited", [with_hard, without_hard], num_database=3)
+    benchmark = tiny_benchmark([with_hard, without_hard], num_database=3, protocol="revisited")
     results = evaluate_ranking(np.array([[1, 0, 2], [2, 1, 0]]), benchmark)
     # Hard: only query 0 counts; its hard positive is first (easy ignored) -> 1.
     assert results["hard/mAP"] == pytest.approx(1.0)
@@ -348,7 +334,7 @@ def test_gldv2_keys_and_public_private_split() -> None:
         QueryGroundTruth(easy=np.array([1]), usage="Private"),
         QueryGroundTruth(easy=np.array([2, 3]), usage="Private"),
     ]
-    benchmark = _benchmark("gldv2", ground_truth, num_database=5)
+    benchmark = tiny_benchmark(ground_truth, num_database=5, protocol="gldv2")
     ranking = np.array([[0, 1, 2], [0, 1, 2], [4, 4, 4]])
     results = evaluate_ranking(ranking, benchmark)
     # APs: 1 (public); 1/2 (private); 0 (private, nothing found) -> public 1, private 1/4, all 1/2.
@@ -367,7 +353,7 @@ def test_plain_leave_one_out_keys_and_values() -> None:
         for group in groups
         for member in group
     ]
-    benchmark = _benchmark("plain", ground_truth, num_database=5)
+    benchmark = tiny_benchmark(ground_truth, num_database=5, protocol="plain")
     # Perfect rankings: the query first (junk), then its landmark, then the rest.
     ranking = np.array([[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [2, 1, 0, 4, 3], [3, 4, 0, 1, 2], [4, 3, 2, 1, 0]])
     results = evaluate_ranking(ranking, benchmark)
@@ -386,7 +372,7 @@ def test_plain_leave_one_out_keys_and_values() -> None:
 
 
 def test_evaluate_ranking_checks_ranking_against_benchmark() -> None:
-    benchmark = _benchmark("plain", [QueryGroundTruth(easy=np.array([0]))], num_database=2)
+    benchmark = tiny_benchmark([QueryGroundTruth(easy=np.array([0]))], num_database=2, protocol="plain")
     with pytest.raises(ValueError, match="rows"):
         evaluate_ranking(np.array([[0, 1], [1, 0]]), benchmark)
     with pytest.raises(ValueError, match="must lie in"):

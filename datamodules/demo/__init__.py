@@ -28,31 +28,7 @@ landmark's canonical picture), ``camera`` (photos of it), ``files`` and ``writer
 ``cli`` (the command line).
 """
 
-from datamodules.demo.camera import render_landmark_photo, render_non_landmark_photo
-from datamodules.demo.cli import main
-from datamodules.demo.config import (
-    DEMO_SCALES,
-    MARKER_FILE,
-    RDEMO_NAME,
-    SOLUTION_FILE,
-    DemoConfig,
-    DemoManifest,
-)
-from datamodules.demo.files import image_path
-from datamodules.demo.scene import render_landmark_scene
+from datamodules.demo.config import DEMO_SCALES, DemoConfig, DemoManifest
 from datamodules.demo.writer import generate_demo
 
-__all__ = [
-    "DEMO_SCALES",
-    "MARKER_FILE",
-    "RDEMO_NAME",
-    "SOLUTION_FILE",
-    "DemoConfig",
-    "DemoManifest",
-    "generate_demo",
-    "image_path",
-    "main",
-    "render_landmark_photo",
-    "render_landmark_scene",
-    "render_non_landmark_photo",
-]
+__all__ = ["DEMO_SCALES", "DemoConfig", "DemoManifest", "generate_demo"]

@@ -5,7 +5,7 @@ the record of what it planted (:class:`DemoManifest`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 MARKER_FILE = ".complete"
@@ -101,52 +101,39 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.min_long_side must be at least 64 pixels, got {self.min_long_side}")
 
 
+_SMALL = DemoConfig(
+    num_train_landmarks=5,
+    min_train_images_per_landmark=6,
+    max_train_images_per_landmark=8,
+    num_mislabelled=2,
+    num_train_distractors=2,
+    num_grayscale_single_channel=1,
+    num_grayscale_rgb=1,
+    num_near_grayscale=1,
+    num_missing=1,
+    num_near_duplicates=2,
+    num_index_landmarks=3,
+    min_index_images_per_landmark=3,
+    max_index_images_per_landmark=4,
+    num_index_distractors=3,
+    num_test_non_landmark=2,
+    num_rdemo_landmarks=3,
+    rdemo_easy_per_landmark=2,
+    rdemo_hard_per_landmark=1,
+    rdemo_junk_per_landmark=1,
+    num_rdemo_distractors=3,
+)
 DEMO_SCALES: dict[str, DemoConfig] = {
     "default": DemoConfig(),
-    "small": DemoConfig(
-        num_train_landmarks=5,
-        min_train_images_per_landmark=6,
-        max_train_images_per_landmark=8,
-        num_mislabelled=2,
-        num_train_distractors=2,
-        num_grayscale_single_channel=1,
-        num_grayscale_rgb=1,
-        num_near_grayscale=1,
-        num_missing=1,
-        num_near_duplicates=2,
-        num_index_landmarks=3,
-        min_index_images_per_landmark=3,
-        max_index_images_per_landmark=4,
-        num_index_distractors=3,
-        num_test_non_landmark=2,
-        num_rdemo_landmarks=3,
-        rdemo_easy_per_landmark=2,
-        rdemo_hard_per_landmark=1,
-        rdemo_junk_per_landmark=1,
-        num_rdemo_distractors=3,
-    ),
-    # The test suite's dataset: more landmarks than "small", fewer images each, and smaller photos.
-    "tiny": DemoConfig(
+    "small": _SMALL,
+    # The test suite's dataset: more landmarks than "small", fewer and smaller photos each.
+    "tiny": replace(
+        _SMALL,
         num_train_landmarks=10,
         min_train_images_per_landmark=4,
         max_train_images_per_landmark=6,
-        num_mislabelled=2,
-        num_train_distractors=2,
-        num_grayscale_single_channel=1,
-        num_grayscale_rgb=1,
-        num_near_grayscale=1,
-        num_missing=1,
         num_near_duplicates=1,
-        num_index_landmarks=3,
-        min_index_images_per_landmark=3,
-        max_index_images_per_landmark=4,
         num_index_distractors=4,
-        num_test_non_landmark=2,
-        num_rdemo_landmarks=3,
-        rdemo_easy_per_landmark=2,
-        rdemo_hard_per_landmark=1,
-        rdemo_junk_per_landmark=1,
-        num_rdemo_distractors=3,
         rdemo_queries_per_landmark=1,
         min_long_side=160,
         max_long_side=200,

@@ -13,8 +13,6 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
-
 
 def write_image(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,18 +114,3 @@ def write_gldv2(root: Path) -> Path:
     for image_id in GLDV2_TEST:
         write_image(gldv2_image(root, "test", image_id))
     return root
-
-
-def tiny_benchmark(
-    ground_truth: list[QueryGroundTruth], num_database: int, protocol: str = "plain"
-) -> RetrievalBenchmark:
-    return RetrievalBenchmark(
-        name="tiny",
-        protocol=protocol,  # type: ignore[arg-type]
-        query_paths=[Path(f"q{index}.jpg") for index in range(len(ground_truth))],
-        database_paths=[Path(f"d{index}.jpg") for index in range(num_database)],
-        ground_truth=ground_truth,
-        query_ids=[f"q{index}" for index in range(len(ground_truth))],
-        database_ids=[f"d{index}" for index in range(num_database)],
-        query_boxes=[None] * len(ground_truth),
-    )

@@ -34,7 +34,7 @@ from datamodules.analysis.statistics import (
     season,
     time_of_day,
 )
-from datamodules.demo import DemoConfig, generate_demo
+from datamodules.demo import DEMO_SCALES, generate_demo
 from datamodules.filters import DataFilters
 from datamodules.formats.gldv2 import load_gldv2_train, read_train_clean_csv, read_train_csv
 from experiments.analyze_dataset import AnalysisOutputs, analyze_dataset, run
@@ -395,15 +395,10 @@ def test_noisy_label_threshold_adapts_to_the_scores() -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny demo: 10 landmarks of 3-5 views at 160-200 pixels, one of every kind of noise."""
     root = tmp_path_factory.mktemp("analysis_demo")
-    config = DemoConfig(
-        num_train_landmarks=10,
+    config = dataclasses.replace(
+        DEMO_SCALES["tiny"],
         min_train_images_per_landmark=3,
         max_train_images_per_landmark=5,
-        num_mislabelled=2,
-        num_train_distractors=2,
-        num_grayscale_single_channel=1,
-        num_grayscale_rgb=1,
-        num_near_grayscale=1,
         num_missing=2,
         num_near_duplicates=2,
         num_index_landmarks=1,
@@ -415,12 +410,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_test_non_landmark=1,
         num_rdemo_landmarks=1,
         rdemo_easy_per_landmark=1,
-        rdemo_hard_per_landmark=1,
-        rdemo_junk_per_landmark=1,
         num_rdemo_distractors=1,
-        rdemo_queries_per_landmark=1,
-        min_long_side=160,
-        max_long_side=200,
     )
     generate_demo(root, config, seed=0)
     return root

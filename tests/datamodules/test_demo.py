@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.demo import (
+from datamodules.demo.cli import main
+from datamodules.demo.config import (
     DEMO_SCALES,
     MARKER_FILE,
     RDEMO_NAME,
     SOLUTION_FILE,
     DemoConfig,
     DemoManifest,
-    generate_demo,
-    image_path,
-    main,
 )
+from datamodules.demo.files import image_path
+from datamodules.demo.writer import generate_demo
 from retrieval.images import ImageLoadError, load_gray, load_rgb
 
 SMALL = DEMO_SCALES["small"]
@@ -330,20 +330,7 @@ def test_same_seed_gives_identical_files(demo: Demo, tmp_path: Path) -> None:
 
 
 def test_another_seed_gives_another_dataset(tmp_path: Path) -> None:
-    tiny = dataclasses.replace(
-        SMALL,
-        num_train_landmarks=2,
-        min_train_images_per_landmark=4,
-        max_train_images_per_landmark=4,
-        num_mislabelled=1,
-        num_train_distractors=1,
-        num_near_duplicates=1,
-        num_index_landmarks=1,
-        num_index_distractors=1,
-        num_test_non_landmark=1,
-        num_rdemo_landmarks=1,
-        num_rdemo_distractors=1,
-    )
+    tiny = DEMO_SCALES["tiny"]
     first = generate_demo(tmp_path / "first", tiny, seed=1)
     second = generate_demo(tmp_path / "second", tiny, seed=2)
     assert first.counts["train_rows"] == second.counts["train_rows"]  # fixed by the config, unlike the ids
@@ -351,15 +338,7 @@ def test_another_seed_gives_another_dataset(tmp_path: Path) -> None:
 
 
 def test_regeneration_replaces_the_previous_dataset(tmp_path: Path) -> None:
-    tiny = dataclasses.replace(
-        SMALL,
-        num_train_landmarks=2,
-        min_train_images_per_landmark=4,
-        max_train_images_per_landmark=4,
-        num_near_duplicates=1,
-        num_index_landmarks=1,
-        num_rdemo_landmarks=1,
-    )
+    tiny = DEMO_SCALES["tiny"]
     generate_demo(tmp_path, tiny, seed=1)
     stale = tmp_path / "train" / "stale.jpg"
     stale.write_bytes(b"")

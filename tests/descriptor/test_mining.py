@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from retrieval.descriptor.mining import (
+    Embed,
+    EpochTuples,
     TupleMining,
     mine_epoch_tuples,
     mine_hard_negatives,
@@ -96,6 +98,14 @@ def test_queries_and_positives_share_a_landmark_and_skip_unreadable_images():
         sample_queries_and_positives(np.array([0, 1]), np.ones(2, dtype=bool), 4, np.random.default_rng(0))
 
 
+def mine_epoch(
+    labels: np.ndarray, mining: TupleMining, num_tuples: int, seed: int, embed: Embed
+) -> EpochTuples:
+    """One epoch's tuples over images all believed readable."""
+    readable = np.ones(len(labels), dtype=bool)
+    return mine_epoch_tuples(labels, readable, mining, num_tuples, np.random.default_rng(seed), embed)
+
+
 def test_an_epoch_mines_the_nearest_other_landmarks_of_what_the_model_embeds():
     # Landmark a at 0° and 2°, landmark b at 10° and 12°, landmark c at 100° and 102°, landmark d at 210°:
     # the hardest negative of a is b, of b is a, of c is b.
@@ -108,14 +118,7 @@ def test_an_epoch_mines_the_nearest_other_landmarks_of_what_the_model_embeds():
         asked.append(indices)
         return points[indices], np.ones(len(indices), dtype=bool)
 
-    mined = mine_epoch_tuples(
-        labels,
-        np.ones(7, dtype=bool),
-        TupleMining(pool_size=7, num_negatives=1),
-        10,
-        np.random.default_rng(0),
-        embed,
-    )
+    mined = mine_epoch(labels, TupleMining(pool_size=7, num_negatives=1), 10, 0, embed)
     assert len(asked) == 1 and sorted(asked[0].tolist()) == list(range(7))  # each image embedded once
     hardest = {0: 1, 1: 0, 2: 1}
     for query, positive, negative in mined.tuples.tolist():
@@ -130,14 +133,7 @@ def test_an_epoch_drops_tuples_whose_images_could_not_be_read():
     def embed(indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         return points[indices], indices != 1  # image 1 turns out unreadable
 
-    mined = mine_epoch_tuples(
-        labels,
-        np.ones(6, dtype=bool),
-        TupleMining(pool_size=6, num_negatives=1),
-        10,
-        np.random.default_rng(1),
-        embed,
-    )
+    mined = mine_epoch(labels, TupleMining(pool_size=6, num_negatives=1), 10, 1, embed)
     assert mined.unreadable.tolist() == [1]
     assert 1 not in mined.tuples and 0 not in mined.tuples[:, 0]  # image 0 has no readable positive left
     assert len(mined.tuples) == 4
@@ -149,14 +145,7 @@ def test_random_mining_embeds_nothing():
     def embed(indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         raise AssertionError("random mining must not embed")
 
-    mined = mine_epoch_tuples(
-        labels,
-        np.ones(6, dtype=bool),
-        TupleMining("random", num_negatives=2),
-        3,
-        np.random.default_rng(0),
-        embed,
-    )
+    mined = mine_epoch(labels, TupleMining("random", num_negatives=2), 3, 0, embed)
     assert mined.tuples.shape == (3, 4) and mined.statistics is None
     for query, _, *negatives in mined.tuples.tolist():
         assert len({labels[n] for n in negatives}) == 2 and labels[query] not in {
