@@ -3,6 +3,7 @@ learning-rate rule, leave-one-out validation on held-out landmarks, and the chec
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +17,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.metrics import leave_one_out_scores
+
+log = logging.getLogger(__name__)
 
 # Frozen BatchNorm layers are in eval mode on purpose; Lightning's start-of-fit notice about them is noise.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
@@ -53,6 +56,7 @@ class DescriptorModule(pl.LightningModule):
         self._val_embeddings: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self._val_indices: list[torch.Tensor] = []
+        self._val_skipped = 0
         self._skipped = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -82,6 +86,7 @@ class DescriptorModule(pl.LightningModule):
 
     # -------------------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._val_skipped += int(batch.get("num_skipped", 0))
         if "image" not in batch:
             return
         self._val_embeddings.append(self(batch["image"]).float())
@@ -89,6 +94,10 @@ class DescriptorModule(pl.LightningModule):
         self._val_indices.append(batch["index"])
 
     def on_validation_epoch_end(self) -> None:
+        skipped, self._val_skipped = self._val_skipped, 0
+        if skipped:
+            log.warning("validation: %d unreadable images skipped", skipped)
+        self.log("val/skipped_images", float(skipped), sync_dist=True)
         if not self._val_embeddings:
             return
         embeddings = torch.cat(self._val_embeddings)

@@ -141,3 +141,26 @@ def test_a_tuple_loss_with_the_classification_model_is_a_clear_error(tiny_demo, 
     )
     with pytest.raises(Exception, match="tuple loss"):
         train.build_model(cfg)
+
+
+def test_undecodable_validation_images_are_counted_and_logged(tiny_demo, tmp_path, caplog):
+    import shutil
+
+    from datamodules.formats.gldv2 import image_path, read_train_clean_csv
+
+    demo = tmp_path / "demo"
+    shutil.copytree(tiny_demo, demo)
+    broken = 0
+    for ids in read_train_clean_csv(demo / "train_clean.csv").values():
+        path = image_path(
+            demo, "train", ids[0]
+        )  # the first image of every landmark: some are validation images
+        if path.is_file():
+            path.write_bytes(path.read_bytes()[:100])
+            broken += 1
+    cfg = compose_train(
+        demo, tmp_path / "run", "trainer.fast_dev_run=true", "logger=none", "~callbacks.retrieval_evaluation"
+    )
+    results = train.train(cfg)
+    assert 0 < results["before"]["val/skipped_images"] <= broken
+    assert "validation: " in caplog.text and "unreadable images skipped" in caplog.text

@@ -80,28 +80,83 @@ class GLDv2Report:
         )
 
 
+def _landmark_id(value: str | None, path: Path, line: int) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}:{line}: landmark_id must be an integer, got {value!r}") from error
+
+
 def read_train_csv(path: Path) -> list[tuple[str, int]]:
-    """(id, landmark_id) rows of ``train.csv``."""
+    """(id, landmark_id) rows of ``train.csv``; a row repeating an earlier (id, landmark_id) is skipped and
+    counted in one warning.
+
+    Raises:
+        ValueError: a column is missing, a landmark_id is not an integer, an id is empty or listed again with
+            another landmark_id (the file and lines are named), or the file lists no images.
+    """
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"id", "landmark_id"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: expected columns id,url,landmark_id; found {reader.fieldnames}")
         rows = []
+        first_line: dict[str, tuple[int, int]] = {}  # id -> (line, landmark_id)
+        repeated = 0
         for line, row in enumerate(reader, start=2):
-            try:
-                rows.append((row["id"], int(row["landmark_id"])))
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{path}:{line}: bad landmark_id {row.get('landmark_id')!r}") from error
+            image_id, landmark = (row["id"] or "").strip(), _landmark_id(row["landmark_id"], path, line)
+            if not image_id:
+                raise ValueError(f"{path}:{line}: empty id")
+            if image_id in first_line:
+                earlier_line, earlier_landmark = first_line[image_id]
+                if earlier_landmark != landmark:
+                    raise ValueError(
+                        f"{path}:{line}: image {image_id} is listed with landmark_id {landmark} here and "
+                        f"{earlier_landmark} on line {earlier_line}; which landmark it shows is ambiguous"
+                    )
+                repeated += 1
+                continue
+            first_line[image_id] = (line, landmark)
+            rows.append((image_id, landmark))
+    if not rows:
+        raise ValueError(f"{path} lists no images")
+    if repeated:
+        log.warning("%s: skipped %d rows that repeat an earlier id with the same landmark_id", path, repeated)
     return rows
 
 
 def read_train_clean_csv(path: Path) -> dict[int, list[str]]:
-    """landmark_id → clean image ids, from ``train_clean.csv``."""
+    """landmark_id → clean image ids, from ``train_clean.csv``.
+
+    Raises:
+        ValueError: a column is missing, a landmark_id is not an integer or listed twice, an image is listed
+            under two landmarks (the file and lines are named), or the file lists no images.
+    """
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"landmark_id", "images"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: expected columns landmark_id,images; found {reader.fieldnames}")
-        return {int(row["landmark_id"]): row["images"].split() for row in reader}
+        by_landmark: dict[int, list[str]] = {}
+        landmark_line: dict[int, int] = {}
+        image_line: dict[str, int] = {}
+        for line, row in enumerate(reader, start=2):
+            landmark = _landmark_id(row["landmark_id"], path, line)
+            if landmark in landmark_line:
+                raise ValueError(
+                    f"{path}:{line}: landmark_id {landmark} is listed again (first on line {landmark_line[landmark]})"
+                )
+            landmark_line[landmark] = line
+            images = (row["images"] or "").split()
+            for image_id in images:
+                if image_id in image_line:
+                    raise ValueError(
+                        f"{path}:{line}: image {image_id} is listed under two landmarks (also on line "
+                        f"{image_line[image_id]})"
+                    )
+                image_line[image_id] = line
+            by_landmark[landmark] = images
+    if not image_line:
+        raise ValueError(f"{path} lists no images")
+    return by_landmark
 
 
 def load_gldv2_train(
@@ -135,10 +190,24 @@ def load_gldv2_train(
     rows = read_train_csv(train_csv)
     report = GLDv2Report(rows=len(rows))
     if clean:
-        clean_ids = {
-            image_id for ids in read_train_clean_csv(root / "train_clean.csv").values() for image_id in ids
+        clean_csv = root / "train_clean.csv"
+        clean_landmark = {
+            image_id: landmark
+            for landmark, ids in read_train_clean_csv(clean_csv).items()
+            for image_id in ids
         }
-        kept_rows = [row for row in rows if row[0] in clean_ids]
+        conflicting = [
+            (image_id, landmark, clean_landmark[image_id])
+            for image_id, landmark in rows
+            if clean_landmark.get(image_id, landmark) != landmark
+        ]
+        if conflicting:
+            image_id, landmark, listed = conflicting[0]
+            raise ValueError(
+                f"{len(conflicting)} images of {clean_csv} are listed under another landmark than in "
+                f"{train_csv}, e.g. {image_id}: {listed} there, {landmark} in train.csv"
+            )
+        kept_rows = [row for row in rows if row[0] in clean_landmark]
         report.not_clean = len(rows) - len(kept_rows)
         rows = kept_rows
     if exclude_ids:
@@ -174,6 +243,8 @@ def load_gldv2_train(
         labels.extend([landmark] * len(members))
     report.kept = len(ids)
     log.info(report.summary())
+    if not ids:
+        raise ValueError(f"{root}: no training images are left ({report.summary()})")
     images = LandmarkImages(
         ids=ids, paths=[image_path(root, "train", i) for i in ids], labels=np.asarray(labels, dtype=np.int64)
     )

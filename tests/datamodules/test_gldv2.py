@@ -96,3 +96,58 @@ def test_malformed_csv_is_a_clear_error(tmp_path):
     (tmp_path / "train.csv").write_text("image,label\nabc,1\n")
     with pytest.raises(ValueError, match="expected columns"):
         load_gldv2_train(tmp_path, clean=False)
+
+
+def write_csvs(root: Path, train: str, clean: str | None = None) -> None:
+    (root / "train.csv").write_text("id,url,landmark_id\n" + train)
+    if clean is not None:
+        (root / "train_clean.csv").write_text("landmark_id,images\n" + clean)
+
+
+@pytest.mark.parametrize(
+    ("train", "clean", "message"),
+    [
+        ("a1,,5\na1,,7\n", None, r"train\.csv:3: image a1 is listed with landmark_id 7 here and 5 on line 2"),
+        ("a1,,5\nb2,,x7\n", None, r"train\.csv:3: landmark_id must be an integer, got 'x7'"),
+        (",,5\n", None, r"train\.csv:2: empty id"),
+        ("", None, r"train\.csv lists no images"),
+        ("a1,,5\n", "", r"train_clean\.csv lists no images"),
+        ("a1,,5\n", "five,a1\n", r"train_clean\.csv:2: landmark_id must be an integer, got 'five'"),
+        (
+            "a1,,5\nb2,,5\n",
+            "5,a1\n5,b2\n",
+            r"train_clean\.csv:3: landmark_id 5 is listed again \(first on line 2\)",
+        ),
+        ("a1,,5\n", "5,a1\n6,a1\n", r"train_clean\.csv:3: image a1 is listed under two landmarks"),
+        (
+            "a1,,5\n",
+            "6,a1\n",
+            r"1 images of .*train_clean\.csv are listed under another landmark .* a1: 6 there, 5",
+        ),
+        ("a1,,5\n", "6,zz\n", r"no training images are left"),
+    ],
+    ids=[
+        "conflicting-label",
+        "non-numeric-label",
+        "empty-id",
+        "header-only-train",
+        "header-only-clean",
+        "non-numeric-clean-label",
+        "repeated-clean-landmark",
+        "image-under-two-landmarks",
+        "clean-disagrees-with-train",
+        "nothing-left",
+    ],
+)
+def test_faulty_csv_files_are_refused_naming_the_file_and_line(tmp_path, train, clean, message):
+    write_csvs(tmp_path, train, clean)
+    with pytest.raises(ValueError, match=message):
+        load_gldv2_train(tmp_path, clean=clean is not None, min_images_per_landmark=1, verify_files=False)
+
+
+def test_a_repeated_row_with_the_same_label_is_skipped_and_counted(tmp_path, caplog):
+    write_csvs(tmp_path, f"{make_id(1)},,5\n{make_id(2)},,5\n{make_id(1)},,5\n")
+    with caplog.at_level(logging.WARNING, logger="datamodules.formats.gldv2"):
+        images, report = load_gldv2_train(tmp_path, clean=False, verify_files=False)
+    assert images.ids == [make_id(1), make_id(2)] and report.rows == 2
+    assert "skipped 1 rows that repeat an earlier id" in caplog.text
