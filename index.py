@@ -16,9 +16,9 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from retrieval.collection import build_collection, list_images
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.network import load_network, resolve_device
-from retrieval.search_engine import build_collection, list_images
 
 log = logging.getLogger("index")
 
@@ -40,7 +40,8 @@ def main(cfg: DictConfig) -> None:
         num_workers=cfg.num_workers,
     )
     print(
-        f"indexed {summary['num_images']} images into {cfg.collection_dir} ({len(summary['skipped'])} unreadable skipped)"
+        f"indexed {summary['num_images']} images into {cfg.collection_dir}; {len(summary['skipped'])} files not "
+        "indexed (listed with their reason under `skipped` in collection.json)"
     )
 
 

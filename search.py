@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
@@ -17,12 +18,16 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from retrieval.collection import list_images
 from retrieval.descriptor.network import resolve_device
-from retrieval.images import load_rgb
-from retrieval.search_engine import SearchEngine, list_images
+from retrieval.images import ImageLoadError, decode
+from retrieval.search_engine import SearchEngine
 from retrieval.visualize import draw_matches, render_ranking_grid, stack_rows
 
 log = logging.getLogger("search")
+
+# Longest side of the query and result pictures the match rows are drawn from.
+PICTURE_SIDE = 1024
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
@@ -30,19 +35,25 @@ def main(cfg: DictConfig) -> None:
     engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
     rerank_config = instantiate(cfg.rerank) if cfg.get("rerank") else None
     query_path = Path(cfg.query)
-    queries = list_images(query_path) if query_path.is_dir() else {query_path.stem: query_path}
+    queries = list_images(query_path).images if query_path.is_dir() else {query_path.stem: query_path}
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
     for name, path in queries.items():
-        image = load_rgb(path)
-        hits = engine.search(
-            image,
-            top_k=cfg.top_k,
-            rerank_config=rerank_config,
-            shortlist=cfg.shortlist,
-            with_correspondences=cfg.draw_matches,
-        )
+        try:
+            hits = engine.search(
+                path,
+                top_k=cfg.top_k,
+                rerank_config=rerank_config,
+                shortlist=cfg.shortlist,
+                with_correspondences=cfg.draw_matches,
+            )
+            query = decode(path, max_side=PICTURE_SIDE)
+        except ImageLoadError as error:
+            log.warning("query skipped: %s", error)
+            failed[str(path)] = str(error)
+            continue
         results[name] = {"query": str(path), "results": [hit.summary() for hit in hits]}
         picture = render_ranking_grid(
             path, [Path(hit.path) for hit in hits], scores=[hit.score for hit in hits]
@@ -51,14 +62,17 @@ def main(cfg: DictConfig) -> None:
         for hit in hits:
             matches = hit.correspondences
             if matches is not None and len(matches.inliers):
+                database = decode(hit.path, max_side=PICTURE_SIDE)
                 rows.append(
                     draw_matches(
-                        image,
-                        load_rgb(hit.path),
+                        query.rgb,
+                        database.rgb,
                         matches.query_points,
                         matches.database_points,
                         matches.inliers if matches.verified else None,
                         height=200,
+                        max_width=1600,
+                        point_sizes=(query.original_size, database.original_size),
                     )
                 )
         safe_name = name.replace("/", "_")
@@ -68,7 +82,9 @@ def main(cfg: DictConfig) -> None:
             print(
                 f"  {rank:2d}. {hit.image_id}  score {hit.score:.4f}  global {hit.global_score:.4f}  inliers {hit.inliers}"
             )
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (output_dir / "results.json").write_text(json.dumps({"queries": results, "failed": failed}, indent=2))
+    if failed:
+        print(f"{len(failed)} queries could not be read (listed under `failed` in results.json)")
     log.info("results and pictures written to %s", output_dir)
 
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from retrieval.descriptor.network import resolve_device
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
+from serving.uploads import UploadLimits
 
 log = logging.getLogger("serve")
 
@@ -36,10 +37,15 @@ def build_app(cfg: DictConfig) -> FastAPI:
     return create_app(
         engine,
         rerank_configs,
-        max_upload_bytes=round(cfg.max_upload_mb * 2**20),
+        UploadLimits(
+            max_bytes=round(cfg.max_upload_mb * 2**20),
+            max_pixels=round(cfg.max_upload_megapixels * 1e6),
+            max_aspect_ratio=cfg.max_aspect_ratio,
+        ),
         top_k=cfg.top_k,
         shortlist=cfg.shortlist,
         default_rerank=cfg.default_rerank,
+        max_concurrent_searches=cfg.max_concurrent_searches,
     )
 
 

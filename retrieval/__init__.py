@@ -37,7 +37,8 @@ _PUBLIC = {
     "evaluate_benchmark": "retrieval.evaluation",
     "evaluate_reranking": "retrieval.evaluation",
     "SearchEngine": "retrieval.search_engine",
-    "build_collection": "retrieval.search_engine",
+    "build_collection": "retrieval.collection",
+    "list_images": "retrieval.collection",
     "load_rgb": "retrieval.images",
     "ImageLoadError": "retrieval.images",
 }

@@ -86,21 +86,43 @@ def draw_matches(
     inliers: np.ndarray | None,
     height: int = 360,
     show_outliers: bool = False,
+    max_width: int | None = None,
+    point_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> Image.Image:
-    """Both images side by side at ``height`` pixels, matched points joined: inliers green (outliers red, if
-    asked), or every match amber when ``inliers`` is None (tentative matches that no verification judged).
-    Points are (M, 2) x, y in each image's own pixels; ``inliers`` (M,) bool."""
-    if inliers is not None and len(inliers) != len(query_points):
+    """Both images side by side at ``height`` pixels (each at most half of ``max_width`` wide, so the picture
+    stays bounded whatever the aspect ratios), matched points joined: inliers green (outliers red, if asked), or
+    every match amber when ``inliers`` is None (tentative matches that no verification judged).
+
+    Args:
+        query, database: the two pictures (any size: e.g. reduced-size decodes).
+        query_points, database_points: (M, 2) x, y in pixels of images of ``point_sizes`` (default: the two
+            pictures' own sizes).
+        inliers: (M,) bool, or None.
+    """
+    if len(query_points) != len(database_points) or (
+        inliers is not None and len(inliers) != len(query_points)
+    ):
         raise ValueError("query_points, database_points and inliers must have the same length")
-    if len(query_points) != len(database_points):
-        raise ValueError("query_points, database_points and inliers must have the same length")
-    scales = [height / query.height, height / database.height]
-    left = query.convert("RGB").resize((max(1, round(query.width * scales[0])), height))
-    right = database.convert("RGB").resize((max(1, round(database.width * scales[1])), height))
-    canvas = Image.new("RGB", (left.width + right.width, height), (255, 255, 255))
+    sizes = point_sizes or (query.size, database.size)
+    panels = []
+    for image in (query, database):
+        scale = height / image.height
+        if max_width is not None:
+            scale = min(scale, (max_width // 2) / image.width)
+        panels.append(
+            image.convert("RGB").resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            )
+        )
+    left, right = panels
+    canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), (255, 255, 255))
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width, 0))
     draw = ImageDraw.Draw(canvas)
+    # Points are scaled from the images they were found in to the panels.
+    point_scales = [
+        panel.width / size[0] if size[0] else 1.0 for panel, size in zip(panels, sizes, strict=True)
+    ]
     for index, ((qx, qy), (dx, dy)) in enumerate(zip(query_points, database_points, strict=True)):
         if inliers is None:
             color = TENTATIVE_COLOR
@@ -110,8 +132,8 @@ def draw_matches(
             color = OUTLIER_COLOR
         else:
             continue
-        start = (float(qx) * scales[0], float(qy) * scales[0])
-        end = (left.width + float(dx) * scales[1], float(dy) * scales[1])
+        start = (float(qx) * point_scales[0], float(qy) * point_scales[0])
+        end = (left.width + float(dx) * point_scales[1], float(dy) * point_scales[1])
         draw.line([start, end], fill=color, width=1)
         for x, y in (start, end):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=color)

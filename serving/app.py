@@ -13,42 +13,47 @@ Routes:
   headers: the same matches and inliers as the ``/search`` result with the same re-ranking.
 
 Bad input never yields a 500: an empty upload (400), a body or file over the size limit (413), a file that is
-no image (415), an image over the pixel limit (413), an image that cannot be decoded, e.g. truncated (422), an
-unknown re-ranking, or matches asked for a re-ranking that matches no keypoints (422) and an unknown image id
-(404) all get ``{"detail": message}``.
+no image of an allowed format (415, decoded by content: nothing else reaches a decoder or an external program),
+an image that would decode to more pixels than the budget (413, checked before decoding; JPEGs decode at reduced
+size), an image that cannot be decoded, e.g. truncated, or of an extreme aspect ratio (422), an unknown
+re-ranking, or matches asked for a re-ranking that matches no keypoints (422) and an unknown image id (404) all
+get ``{"detail": message}`` (:mod:`serving.uploads`). At most ``max_concurrent_searches`` requests decode and
+search at once, and match pictures are drawn at bounded size, so a burst of requests cannot exhaust memory.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import tempfile
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retrieval.images import ImageLoadError, ImageTooLargeError, load_rgb
+from retrieval.images import DecodedImage, ImageLoadError, decode
 from retrieval.local.rerank import KEYPOINTS, RerankMethod
 from retrieval.search_engine import SearchEngine
 from retrieval.visualize import draw_matches
+from serving.uploads import BodySizeLimit, ClientError, UploadLimits, format_size, received_upload
 
 log = logging.getLogger(__name__)
 
 PAGE_FILE = Path(__file__).with_name("page.html")
 # Longest side of the thumbnails that search results link to.
 THUMBNAIL_SIZE = 256
-# Height of the match pictures, in pixels.
+# Height of the match pictures, their width at most, and the longest side their collection image is decoded at.
 MATCHES_HEIGHT = 360
+MATCHES_MAX_WIDTH = 1600
+MATCHES_SIDE = 1024
 # Room in a request body for the multipart boundaries, part headers and text fields around the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
 NO_RERANK_DESCRIPTION = "Global descriptor similarity only."
@@ -57,14 +62,6 @@ NO_RERANK_DESCRIPTION = "Global descriptor similarity only."
 QueryPhoto = Annotated[UploadFile, File(description="the query photo")]
 RerankName = Annotated[str | None, Form(description="a re-ranking from GET /options; default: the server's")]
 ImageId = Annotated[str, Form(description="a collection image id, as POST /search returns it")]
-
-
-class ClientError(ValueError):
-    """Bad input from a client; ``status_code`` is the HTTP status that says what is wrong."""
-
-    def __init__(self, message: str, status_code: HTTPStatus) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 class SearchResult(BaseModel):
@@ -103,88 +100,9 @@ class Options(BaseModel):
     num_images: int
 
 
-class BodySizeLimit:
-    """ASGI middleware refusing request bodies over ``max_body_bytes`` with a 413: by their declared
-    Content-Length before anything is read, and by the bytes actually received (chunked uploads, or a client
-    that declares less than it sends)."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int, message: str) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.message = message
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = JSONResponse({"detail": self.message}, status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def receive_within_limit() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    # An HTTPException passes through FastAPI's body parsing to its JSON error handler.
-                    raise HTTPException(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.message)
-            return message
-
-        await self.app(scope, receive_within_limit, send)
-
-
-def format_size(num_bytes: int) -> str:
-    """``10485760`` → ``"10 MB"`` (binary megabytes, as browsers count them)."""
-    return f"{num_bytes / 2**20:g} MB"
-
-
 def describe_rerank(config: RerankMethod | None) -> str:
     """One line for the page: the method's own description."""
     return NO_RERANK_DESCRIPTION if config is None else config.describe()
-
-
-def unreadable_upload_status(error: ImageLoadError) -> HTTPStatus:
-    """415 for a file that is no image at all, 413 for an image over the pixel limit (``MAX_PIXELS`` or PIL's
-    decompression-bomb guard), 422 for an image that cannot be decoded (truncated, corrupt)."""
-    if isinstance(error.__cause__, UnidentifiedImageError):
-        return HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-    if isinstance(error, ImageTooLargeError):
-        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    return HTTPStatus.UNPROCESSABLE_ENTITY
-
-
-def read_upload(upload: UploadFile, max_upload_bytes: int) -> Image.Image:
-    """Decode an uploaded image with :func:`retrieval.images.load_rgb`, as every image of the project is read.
-
-    Raises:
-        ClientError: the file is empty, over ``max_upload_bytes``, no image, over the pixel limit or corrupt.
-    """
-    name = upload.filename or "the upload"
-    data = upload.file.read(max_upload_bytes + 1)
-    if len(data) > max_upload_bytes:
-        raise ClientError(
-            f"{name} is larger than the upload limit of {format_size(max_upload_bytes)}",
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        )
-    if not data:
-        raise ClientError(f"{name} is empty", HTTPStatus.BAD_REQUEST)
-    with tempfile.TemporaryDirectory(prefix="search-upload-") as folder:
-        path = Path(folder) / "upload"
-        path.write_bytes(data)
-        try:
-            return load_rgb(path)
-        except ImageLoadError as error:
-            status = unreadable_upload_status(error)
-            message = (
-                f"{name} is not an image in a format that can be read (JPEG, PNG, WebP, BMP, TIFF, GIF)"
-                if status == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-                else str(error).replace(str(path), name)
-            )
-            raise ClientError(message, status) from error
 
 
 def encode_jpeg(image: Image.Image) -> bytes:
@@ -209,31 +127,38 @@ async def client_error_response(request: Request, error: Exception) -> JSONRespo
 def create_app(
     engine: SearchEngine,
     rerank_configs: Mapping[str, RerankMethod | None],
-    max_upload_bytes: int,
+    uploads: UploadLimits,
     top_k: int,
     shortlist: int,
     default_rerank: str | None = None,
+    max_concurrent_searches: int = 2,
 ) -> FastAPI:
     """The web app over a loaded collection.
 
     Args:
         engine: the collection, loaded once; searches from concurrent requests share it.
         rerank_configs: the re-ranking choices offered, by name; ``None`` is global search only.
-        max_upload_bytes: the largest accepted upload.
+        uploads: what one upload may cost (bytes, decoded pixels, aspect ratio); uploads are decoded at the
+            largest side the collection's extraction needs.
         top_k: results per search.
         shortlist: global candidates re-ranked with local features.
         default_rerank: the choice used when a request names none (default: the first of ``rerank_configs``).
+        max_concurrent_searches: requests decoding and searching at once; the others wait, so memory stays
+            bounded however many clients there are.
     """
     if not rerank_configs:
         raise ValueError("rerank_configs must offer at least one choice (None for global search only)")
     default_rerank = next(iter(rerank_configs)) if default_rerank is None else default_rerank
     if default_rerank not in rerank_configs:
         raise ValueError(f"default_rerank {default_rerank!r} is not one of {sorted(rerank_configs)}")
-    if max_upload_bytes < 1 or top_k < 1 or shortlist < 1:
+    if top_k < 1 or shortlist < 1 or max_concurrent_searches < 1:
         raise ValueError(
-            f"max_upload_bytes, top_k and shortlist must be positive, got {max_upload_bytes}, {top_k}, "
-            f"{shortlist}"
+            f"top_k, shortlist and max_concurrent_searches must be positive, got {top_k}, {shortlist}, "
+            f"{max_concurrent_searches}"
         )
+    uploads = replace(uploads, decode_side=engine.query_side)
+    max_upload_bytes = uploads.max_bytes
+    searching = threading.BoundedSemaphore(max_concurrent_searches)
     for name, config in rerank_configs.items():
         if config is not None:
             try:
@@ -262,12 +187,12 @@ def create_app(
             )
         return name, rerank_configs[name]
 
-    def load_collection_image(image_id: str, max_side: int | None = None) -> Image.Image:
+    def load_collection_image(image_id: str, max_side: int) -> DecodedImage:
         path = engine.paths.get(image_id)
         if path is None:
             raise ClientError(f"unknown image id {image_id!r}", HTTPStatus.NOT_FOUND)
         try:
-            return load_rgb(path, max_side=max_side)
+            return decode(path, max_side=max_side)
         except ImageLoadError as error:
             log.warning("collection image %r is unreadable: %s", image_id, error)
             raise ClientError(
@@ -296,11 +221,23 @@ def create_app(
         """The ``top_k`` nearest collection images; ``timing_ms`` is the search alone (descriptor, index,
         re-ranking), not the upload."""
         rerank_name, rerank_config = choose_rerank(rerank)
-        query = read_upload(file, max_upload_bytes)
-        started = time.perf_counter()
-        hits = engine.search(query, top_k=top_k, rerank_config=rerank_config, shortlist=shortlist)
-        timing_ms = (time.perf_counter() - started) * 1000
-        log.info("search %s (%dx%d, rerank %s): %.0f ms", file.filename, *query.size, rerank_name, timing_ms)
+        with searching, received_upload(file, uploads) as query:
+            started = time.perf_counter()
+            hits = engine.search(
+                query.path,
+                top_k=top_k,
+                rerank_config=rerank_config,
+                shortlist=shortlist,
+                max_pixels=uploads.max_pixels,
+            )
+            timing_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "search %s (%dx%d, rerank %s): %.0f ms",
+            file.filename,
+            *query.original_size,
+            rerank_name,
+            timing_ms,
+        )
         return SearchResponse(
             results=[
                 SearchResult(
@@ -329,7 +266,7 @@ def create_app(
     )
     def thumbnail(image_id: str, size: Annotated[int, Query(ge=16, le=2048)] = THUMBNAIL_SIZE) -> Response:
         """A JPEG of a collection image, its longest side at most ``size`` pixels."""
-        image = load_collection_image(image_id, max_side=size)
+        image = load_collection_image(image_id, max_side=size).rgb
         return Response(
             encode_jpeg(image),
             media_type="image/jpeg",
@@ -350,17 +287,20 @@ def create_app(
                 "re-ranking by local features",
                 HTTPStatus.UNPROCESSABLE_ENTITY,
             )
-        database_image = load_collection_image(image_id)
-        query = read_upload(file, max_upload_bytes)
-        correspondences = engine.correspondences(query, image_id, rerank_config, shortlist)
-        drawn = correspondences.inliers if correspondences.verified else None
+        database = load_collection_image(image_id, max_side=MATCHES_SIDE)
+        with searching, received_upload(file, uploads) as query:
+            correspondences = engine.correspondences(
+                query.path, image_id, rerank_config, shortlist, max_pixels=uploads.max_pixels
+            )
         picture = draw_matches(
-            query,
-            database_image,
+            query.image,
+            database.rgb,
             correspondences.query_points,
             correspondences.database_points,
-            drawn,
+            correspondences.inliers if correspondences.verified else None,
             height=MATCHES_HEIGHT,
+            max_width=MATCHES_MAX_WIDTH,
+            point_sizes=(query.original_size, database.original_size),
         )
         return Response(
             encode_png(picture),

@@ -15,6 +15,7 @@ import pytest
 
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
+from serving.uploads import UploadLimits
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, running_server
 from tests.test_serve import RERANK_CONFIGS, TOP_K, build_tiny_collection, first_landmark_query
 
@@ -31,7 +32,9 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 @pytest.fixture(scope="module")
 def base_url(tiny_demo, tmp_path_factory):
     engine = SearchEngine(build_tiny_collection(tiny_demo, tmp_path_factory.mktemp("collection")))
-    app = create_app(engine, RERANK_CONFIGS, max_upload_bytes=1 << 20, top_k=TOP_K, shortlist=100)
+    app = create_app(
+        engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=1 << 20), top_k=TOP_K, shortlist=100
+    )
     with running_server(app) as url:
         yield url
 

@@ -1,6 +1,7 @@
 """evaluate.py, index.py and search.py end to end on the tiny demo, through Hydra's compose API."""
 
 import json
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -8,6 +9,7 @@ from hydra import compose, initialize_config_dir
 import evaluate
 import index
 import search
+from retrieval.collection import generation_dir
 from tests.conftest import REPO_ROOT
 
 
@@ -55,9 +57,12 @@ def collection(tiny_demo, tmp_path_factory):
 
 
 def test_index_writes_a_self_contained_collection(collection, tiny_demo):
-    manifest = json.loads((collection / "collection.json").read_text())
+    generation = generation_dir(collection)
+    manifest = json.loads((generation / "collection.json").read_text())
     assert manifest["num_images"] == len(list((tiny_demo / "index").rglob("*.jpg")))
-    assert {"global", "local", "net.pt"} <= {path.name for path in collection.iterdir()}
+    assert {"global", "local", "net.pt"} <= {path.name for path in generation.iterdir()}
+    assert manifest["images_root"] == str((tiny_demo / "index").resolve())
+    assert all(not Path(path).is_absolute() for path in manifest["images"].values())
 
 
 def test_search_writes_the_top_10_and_its_picture(collection, tiny_demo, tmp_path):
@@ -66,7 +71,7 @@ def test_search_writes_the_top_10_and_its_picture(collection, tiny_demo, tmp_pat
     query = next((tiny_demo / "test").rglob(f"{query_id}.jpg"))
     cfg = composed("search", f"query={query}", f"collection_dir={collection}", f"paths.output_dir={tmp_path}")
     search.main(cfg)
-    results = json.loads((tmp_path / "results.json").read_text())[query_id]["results"]
+    results = json.loads((tmp_path / "results.json").read_text())["queries"][query_id]["results"]
     assert len(results) == min(10, len(list((tiny_demo / "index").rglob("*.jpg"))))
     assert results[0]["image_id"].rsplit("/", 1)[-1] in expected.split()  # the best hit shows the landmark
     assert (tmp_path / f"{query_id}.png").is_file()

@@ -19,14 +19,16 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 
+from retrieval.collection import build_collection, list_images
 from retrieval.descriptor.extract import ExtractionSettings, describe_images, extract_descriptors
 from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
-from retrieval.images import MAX_PIXELS, load_rgb
+from retrieval.images import load_rgb
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.rerank import InliersRerank, RerankMethod
-from retrieval.search_engine import SearchEngine, build_collection, list_images
+from retrieval.search_engine import SearchEngine
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
+from serving.uploads import UploadLimits
 from tests.conftest import REPO_ROOT
 
 RERANK_CONFIGS: dict[str, RerankMethod | None] = {"inliers": InliersRerank(), "none": None}
@@ -67,7 +69,9 @@ def engine(tiny_demo, tmp_path_factory) -> SearchEngine:
 
 @pytest.fixture(scope="module")
 def client(engine):
-    app = create_app(engine, RERANK_CONFIGS, max_upload_bytes=MAX_UPLOAD_BYTES, top_k=TOP_K, shortlist=100)
+    app = create_app(
+        engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=MAX_UPLOAD_BYTES), top_k=TOP_K, shortlist=100
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -244,13 +248,15 @@ def keypoint_presets() -> list[str]:
 
 def test_the_app_refuses_a_re_ranking_the_collection_cannot_run(engine):
     with pytest.raises(ValueError, match=r"'cnn_patches' cannot run: .* re-ranks with cnn_patch features"):
-        create_app(engine, {"cnn_patches": rerank_preset("cnn_patches")}, MAX_UPLOAD_BYTES, TOP_K, 100)
+        create_app(engine, {"cnn_patches": rerank_preset("cnn_patches")}, UploadLimits(), TOP_K, 100)
 
 
 @pytest.fixture(scope="module")
 def preset_client(engine):
     presets = {name: rerank_preset(name) for name in keypoint_presets()}
-    app = create_app(engine, presets, max_upload_bytes=MAX_UPLOAD_BYTES, top_k=TOP_K, shortlist=100)
+    app = create_app(
+        engine, presets, uploads=UploadLimits(max_bytes=MAX_UPLOAD_BYTES), top_k=TOP_K, shortlist=100
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -290,7 +296,7 @@ def test_matches_with_an_unknown_image_id_is_a_404(client, query):
 @pytest.mark.parametrize(
     ("name", "make_content", "status", "message"),
     [
-        ("notes.txt", lambda jpeg: b"a landmark, honestly\n", 415, "notes.txt is not an image"),
+        ("notes.txt", lambda jpeg: b"a landmark, honestly\n", 415, "notes.txt: not an image in a format"),
         ("half.jpg", lambda jpeg: jpeg[: len(jpeg) // 2], 422, "half.jpg: cannot decode image"),
         ("empty.jpg", lambda jpeg: b"", 400, "empty.jpg is empty"),
         (
@@ -313,15 +319,13 @@ def test_bad_uploads_get_a_4xx_with_a_message(client, engine, query, name, make_
         assert "search-upload-" not in detail  # the server's temporary path is not shown
 
 
-def test_an_image_over_max_pixels_is_a_413_even_without_pils_guard(client, monkeypatch):
+def test_an_image_over_the_upload_pixel_budget_is_a_413_even_without_pils_guard(client, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
-    side = int(MAX_PIXELS**0.5) + 1
+    budget = UploadLimits().max_pixels
+    side = int(budget**0.5) + 1
     response = client.post("/search", files={"file": ("huge.png", png_header(side, side), "image/png")})
     assert response.status_code == 413
-    assert (
-        response.json()["detail"]
-        == f"huge.png: {side}x{side} exceeds {MAX_PIXELS} pixels; refusing to decode"
-    )
+    assert response.json()["detail"] == f"huge.png: {side}x{side} exceeds {budget} pixels; refusing to decode"
 
 
 def test_unknown_rerank_is_a_422_that_lists_the_choices(client, query):
@@ -338,7 +342,9 @@ def test_a_search_without_a_file_is_a_422(client):
 def test_upload_limit_is_checked_on_the_declared_and_on_the_received_size(engine, query):
     query_path, _ = query
     jpeg = query_path.read_bytes()
-    app = create_app(engine, RERANK_CONFIGS, max_upload_bytes=len(jpeg), top_k=TOP_K, shortlist=100)
+    app = create_app(
+        engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=len(jpeg)), top_k=TOP_K, shortlist=100
+    )
     limit_message = f"the upload is larger than the limit of {len(jpeg) / 2**20:g} MB"
     with TestClient(app) as limited:
         # Exactly at the limit: accepted.
@@ -399,12 +405,24 @@ def test_the_page_is_self_contained(client):
 
 def test_create_app_checks_its_arguments(engine, monkeypatch):
     with pytest.raises(ValueError, match="at least one choice"):
-        create_app(engine, {}, max_upload_bytes=1, top_k=1, shortlist=1)
+        create_app(engine, {}, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
     with pytest.raises(ValueError, match="default_rerank 'fusion'"):
-        create_app(engine, RERANK_CONFIGS, max_upload_bytes=1, top_k=1, shortlist=1, default_rerank="fusion")
+        create_app(
+            engine,
+            RERANK_CONFIGS,
+            uploads=UploadLimits(max_bytes=1),
+            top_k=1,
+            shortlist=1,
+            default_rerank="fusion",
+        )
     with pytest.raises(ValueError, match="must be positive"):
-        create_app(engine, RERANK_CONFIGS, max_upload_bytes=0, top_k=1, shortlist=1)
+        create_app(engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=1), top_k=0, shortlist=1)
+    with pytest.raises(ValueError, match="max_bytes and max_pixels must be positive"):
+        UploadLimits(max_bytes=0)
     monkeypatch.setattr(engine, "store", None)
     with pytest.raises(ValueError, match=r"'inliers' cannot run: .* built without local features"):
-        create_app(engine, RERANK_CONFIGS, max_upload_bytes=1, top_k=1, shortlist=1)
-    assert create_app(engine, {"none": None}, max_upload_bytes=1, top_k=1, shortlist=1) is not None
+        create_app(engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
+    assert (
+        create_app(engine, {"none": None}, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
+        is not None
+    )

@@ -71,41 +71,57 @@ class ExtractionSettings:
         return key if self.size_step is None else f"{key}|size_step={self.size_step}"
 
 
+def image_pixels(image: Image.Image, settings: ExtractionSettings) -> torch.Tensor:
+    """The network input of an image already at most ``max_side`` (e.g. decoded by :func:`load_pixels`):
+    snapped to ``size_step`` when set, as a uint8 tensor (3, H, W)."""
+    if settings.size_step is not None:
+        image = snap_size(image, settings.size_step)
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def load_pixels(
+    path: str | Path,
+    settings: ExtractionSettings,
+    box: BoundingBox | None = None,
+    max_pixels: int | None = None,
+) -> torch.Tensor:
+    """The network input (3, H, W) uint8 of an image file, decoded as every path of the project decodes it:
+    downscaled to ``max_side`` (JPEGs at reduced size), or its crop ``box`` resized to ``max_side``.
+
+    Raises:
+        retrieval.images.ImageLoadError: the file cannot be read (see :func:`retrieval.images.decode`).
+    """
+    if box is None:
+        return image_pixels(load_rgb(path, settings.max_side, max_pixels), settings)
+    # A crop box is in full-resolution pixels, so cropped images are decoded in full first.
+    try:
+        cropped = crop(load_rgb(path, max_pixels=max_pixels), box)
+    except ValueError as error:
+        if isinstance(error, ImageLoadError):
+            raise
+        raise ValueError(f"{path}: {error}") from error
+    return image_pixels(resize_max_side(cropped, settings.max_side), settings)
+
+
 class _ExtractionDataset(Dataset):
-    """Image i, cropped to its box, resized to ``max_side``, as a uint8 tensor (3, H, W); ``None`` if unreadable."""
+    """Image i as :func:`load_pixels` gives it; ``None`` if unreadable."""
 
     def __init__(
-        self,
-        paths: Sequence[Path],
-        boxes: Sequence[BoundingBox | None] | None,
-        max_side: int,
-        size_step: int | None = None,
+        self, paths: Sequence[Path], boxes: Sequence[BoundingBox | None] | None, settings: ExtractionSettings
     ) -> None:
         self.paths = list(paths)
         self.boxes = list(boxes) if boxes is not None else [None] * len(self.paths)
-        self.max_side = max_side
-        self.size_step = size_step
+        self.settings = settings
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None]:
-        box = self.boxes[index]
         try:
-            # A crop box is in full-resolution pixels, so cropped images are decoded in full first.
-            image = load_rgb(self.paths[index], max_side=None if box is not None else self.max_side)
+            return index, load_pixels(self.paths[index], self.settings, self.boxes[index])
         except ImageLoadError as error:
             log.warning("extraction: %s", error)
             return index, None
-        if box is not None:
-            try:
-                image = resize_max_side(crop(image, box), self.max_side)
-            except ValueError as error:
-                raise ValueError(f"{self.paths[index]}: {error}") from error
-        if self.size_step is not None:
-            image = snap_size(image, self.size_step)
-        array = np.asarray(image, dtype=np.uint8)
-        return index, torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 def snap_size(image: Image.Image, step: int) -> Image.Image:
@@ -177,7 +193,7 @@ def extract_descriptors(
     descriptors = np.zeros((len(paths), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(paths), dtype=bool)
     loader = DataLoader(
-        _ExtractionDataset(paths, boxes, settings.max_side, settings.size_step),
+        _ExtractionDataset(paths, boxes, settings),
         batch_size=1,
         num_workers=settings.num_workers,
         collate_fn=_first,
@@ -208,26 +224,39 @@ def extract_descriptors(
     return descriptors, readable
 
 
+def describe_pixels(
+    net: GlobalDescriptorNet,
+    pixels: Sequence[torch.Tensor],
+    settings: ExtractionSettings,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Descriptors (N, D) float32 of network inputs (3, H, W) uint8 (:func:`load_pixels`, :func:`image_pixels`),
+    one forward pass each."""
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval().to(device)
+    power = multiscale_power(net)
+    rows = [_describe(net, image[None].to(device), settings.scales, power).cpu().numpy() for image in pixels]
+    net.train(was_training)
+    return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
+
+
 def describe_images(
     net: GlobalDescriptorNet,
     images: Sequence[Image.Image],
     settings: ExtractionSettings,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
-    """Descriptors (N, D) float32 of images already in memory (e.g. an upload), each resized to ``max_side``."""
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    was_training = net.training
-    net.eval().to(device)
-    rows = []
-    for image in images:
-        resized = resize_max_side(image.convert("RGB"), settings.max_side)
-        if settings.size_step is not None:
-            resized = snap_size(resized, settings.size_step)
-        array = np.asarray(resized, dtype=np.uint8)
-        pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).to(device)
-        rows.append(_describe(net, pixels, settings.scales, multiscale_power(net)).cpu().numpy())
-    net.train(was_training)
-    return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
+    """Descriptors (N, D) float32 of images already in memory, each downscaled to ``max_side`` as a decoded
+    file is (never upscaled). A file gives the very descriptor its collection holds only through
+    :func:`load_pixels` (JPEGs are decoded at reduced size); an image in memory differs slightly."""
+    resized = [
+        image
+        if max(image.size) <= settings.max_side
+        else resize_max_side(image.convert("RGB"), settings.max_side)
+        for image in images
+    ]
+    return describe_pixels(net, [image_pixels(image, settings) for image in resized], settings, device)
 
 
 def files_fingerprint(paths: Sequence[Path]) -> str:

@@ -19,7 +19,7 @@ from typing import Literal, Protocol, get_args
 import cv2
 import numpy as np
 
-from retrieval.images import BoundingBox, crop_region, load_gray
+from retrieval.images import BoundingBox, crop_region, decode, load_gray
 
 LocalFeatureMethod = Literal["sift", "rootsift", "orb", "akaze", "brisk"]
 LOCAL_FEATURE_METHODS: tuple[str, ...] = get_args(LocalFeatureMethod)
@@ -97,6 +97,17 @@ class LocalFeatures:
         return LocalFeatures(
             self.keypoints[:max_keypoints], self.descriptors[:max_keypoints], self.image_size
         )
+
+    def in_pixels_of(self, image_size: tuple[int, int]) -> LocalFeatures:
+        """The same features with keypoints (position and scale) mapped from this image's pixels to those of the
+        same picture at ``image_size`` (width, height): e.g. from a reduced-size decode to the original."""
+        if image_size == self.image_size:
+            return self
+        scales = np.array(image_size, np.float32) / np.array(self.image_size, np.float32)
+        keypoints = self.keypoints.copy()
+        keypoints[:, :2] = (keypoints[:, :2] + 0.5) * scales - 0.5
+        keypoints[:, 2] *= scales.max()
+        return LocalFeatures(keypoints, self.descriptors, image_size)
 
     def points_at_side(self, side: int | None) -> np.ndarray:
         """Keypoint positions (N, 2) float32 rescaled as if the image were resized so that its longest side
@@ -255,15 +266,25 @@ class LocalFeatureExtractor:
         dtype = np.uint8 if self.binary else np.float32
         return LocalFeatures(keypoints, np.ascontiguousarray(descriptors, dtype=dtype), image_size)
 
-    def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
-        """Extract features from an image file, read with :func:`retrieval.images.load_gray` at full resolution
-        so that keypoints come back in the original image's pixels (the crop's pixels, with ``box``).
+    def from_path(
+        self, path: str | Path, box: BoundingBox | None = None, max_pixels: int | None = None
+    ) -> LocalFeatures:
+        """Extract features from an image file; keypoints come back in the original image's pixels (the crop's
+        pixels, with ``box``). Large JPEGs are decoded at reduced size, never below ``max_side``, so memory is
+        bounded by the detection side, not the photo; a crop is taken from the full-resolution image.
+
+        Args:
+            path: the image file.
+            box: a crop (x1, y1, x2, y2) in full-resolution pixels, or None.
+            max_pixels: the most pixels to decode (see :func:`retrieval.images.decode`).
 
         Raises:
-            retrieval.images.ImageLoadError: the file is missing, corrupt or too large.
+            retrieval.images.ImageLoadError: the file is missing, corrupt, of another format or too large.
         """
-        gray = load_gray(path)
-        if box is None:
-            return self(gray)
-        left, top, right, bottom = crop_region(gray.shape[1], gray.shape[0], box)
-        return self(np.ascontiguousarray(gray[top:bottom, left:right]))
+        if box is not None:
+            gray = load_gray(path, max_pixels=max_pixels)
+            left, top, right, bottom = crop_region(gray.shape[1], gray.shape[0], box)
+            return self(np.ascontiguousarray(gray[top:bottom, left:right]))
+        decoded = decode(path, self.max_side, max_pixels, reduce_only=True)
+        features = self(np.asarray(decoded.rgb.convert("L")))
+        return features.in_pixels_of(decoded.original_size)

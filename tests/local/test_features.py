@@ -169,3 +169,18 @@ def test_cnn_patch_features_by_hand():
     assert features.image_size == (60, 40)
     with pytest.raises(ValueError, match="C, h, w"):
         cnn_patch_features(torch.zeros(2, 3), (10, 10))
+
+
+def test_large_jpegs_give_keypoints_in_original_pixels_from_a_reduced_decode(tmp_path):
+    from retrieval.local.matching import match_descriptors
+
+    scene = cv2.resize(textured_scene(3), (2048, 1536), interpolation=cv2.INTER_CUBIC)
+    Image.fromarray(scene).save(tmp_path / "large.jpg", quality=95)
+    extractor = LocalFeatureExtractor("rootsift", max_keypoints=500, max_side=400)
+    reduced = extractor.from_path(tmp_path / "large.jpg")  # decoded at 1/4, then to 400 px
+    full = extractor(np.asarray(Image.open(tmp_path / "large.jpg").convert("L")))  # decoded in full
+    assert reduced.image_size == full.image_size == (2048, 1536)
+    pairs = match_descriptors(reduced.descriptors, full.descriptors)
+    assert len(pairs) > 200
+    offsets = np.linalg.norm(reduced.keypoints[pairs[:, 0], :2] - full.keypoints[pairs[:, 1], :2], axis=1)
+    assert np.median(offsets) < 3.0  # pixels of the 2048-px original, ~0.6 px at the detection side

@@ -1,0 +1,254 @@
+"""A searchable collection on disk: global descriptors in a faiss index, local features in a store, the network
+that made them — written by :func:`build_collection` (``index.py``), opened by
+:class:`retrieval.search_engine.SearchEngine`.
+
+Layout of a collection folder::
+
+    CURRENT                    the generation readers open, replaced atomically once a build is complete
+    generations/<name>/        one complete build:
+        collection.json        settings, descriptor id, images root, image ids and paths relative to it, skips
+        net.pt                 the global network (config + weights, readable with weights_only=True)
+        global/                the faiss index (retrieval.descriptor.index.DescriptorIndex)
+        local/                 the local-feature store (retrieval.local.store), when local features were asked
+                               for; its metadata is the one record of the local-feature settings
+
+A build writes a new generation under a temporary name, renames it when complete and only then switches
+``CURRENT``: a build killed at any moment leaves the previous collection untouched and searchable, and a reader
+opens one consistent generation (the previous one is kept, so a server opened on it keeps working). Every file
+below the images folder is indexed or named in ``skipped`` with the reason. Image paths are stored relative to
+the images folder, so both can be moved (``images_root=`` when opening).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
+from retrieval.descriptor.index import DescriptorIndex
+from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
+from retrieval.local.features import LocalFeatureExtractor
+from retrieval.local.store import build_feature_store
+
+log = logging.getLogger(__name__)
+
+COLLECTION_FILE = "collection.json"
+CURRENT_FILE = "CURRENT"
+GENERATIONS = "generations"
+LOCAL_STORE = "local"
+GLOBAL_INDEX = "global"
+NETWORK_FILE = "net.pt"
+COLLECTION_FORMAT_VERSION = 2
+_PARTIAL_SUFFIX = ".partial"
+# Characters an image id cannot hold (ids are written one a line).
+_ID_BREAKS = re.compile(r"[\r\n\x00]")
+
+
+class CollectionError(ValueError):
+    """A collection folder that is missing, incomplete or whose parts disagree; the message says which."""
+
+
+@dataclass(frozen=True, eq=False)
+class ImageListing:
+    """The images of a folder by id, and every other file with the reason it is not indexed.
+
+    Attributes:
+        root: the folder.
+        images: id → path. An id is the path relative to ``root`` without its suffix, or with it when two files
+            differ only by their suffix (``a.jpg`` and ``a.png`` become ids ``a.jpg`` and ``a.png``).
+        skipped: file path (relative to ``root``) → why it is not indexed.
+    """
+
+    root: Path
+    images: dict[str, Path]
+    skipped: dict[str, str]
+
+
+def list_images(folder: str | Path) -> ImageListing:
+    """Every file below ``folder`` (recursively, hidden files and folders excluded): the images of
+    :data:`retrieval.images.IMAGE_SUFFIXES` by id, the rest named with a reason (a warning line counts them).
+
+    Raises:
+        ValueError: the folder does not exist or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"image folder not found: {folder}")
+    candidates: dict[str, list[Path]] = {}
+    skipped: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        name = relative.as_posix()
+        if _ID_BREAKS.search(name):
+            skipped[name] = "the file name contains a line break or NUL; rename the file"
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            kind = "HEIC/HEIF" if path.suffix.lower() in (".heic", ".heif") else path.suffix or "no suffix"
+            skipped[name] = f"unsupported file type ({kind}; images are {', '.join(IMAGE_SUFFIXES)})"
+        else:
+            candidates.setdefault(relative.with_suffix("").as_posix(), []).append(path)
+    images: dict[str, Path] = {}
+    for stem, paths in candidates.items():
+        if len(paths) == 1:
+            images[stem] = paths[0]
+        else:
+            log.warning(
+                "%s: %s differ only by their suffix; their ids keep it", folder, [p.name for p in paths]
+            )
+            images.update({path.relative_to(folder).as_posix(): path for path in paths})
+    if not images:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) below {folder}")
+    if skipped:
+        first = next(iter(skipped.items()))
+        log.warning(
+            "%s: %d files are not images and are not indexed (first: %s: %s)", folder, len(skipped), *first
+        )
+    return ImageListing(folder, images, skipped)
+
+
+def generation_dir(collection_dir: str | Path) -> Path:
+    """The folder of the generation ``CURRENT`` names (or, for a collection of the first layout, the folder itself).
+
+    Raises:
+        CollectionError: no collection is there, or ``CURRENT`` names a missing generation.
+    """
+    root = Path(collection_dir)
+    current = root / CURRENT_FILE
+    if current.is_file():
+        generation = root / GENERATIONS / current.read_text().strip()
+        if not (generation / COLLECTION_FILE).is_file():
+            raise CollectionError(
+                f"{root}: {CURRENT_FILE} names {generation.name}, which is missing or incomplete"
+            )
+        return generation
+    if (root / COLLECTION_FILE).is_file():
+        return root
+    raise CollectionError(f"{root} is not a collection folder (no {CURRENT_FILE}); build it with index.py")
+
+
+def _unreadable_reason(path: Path) -> str:
+    try:
+        decode(path, max_side=64)
+    except ImageLoadError as error:
+        return str(error)
+    return "unreadable during extraction"
+
+
+def _switch_to(root: Path, generation: str) -> None:
+    """Make ``generation`` the one readers open, atomically; keep the one it replaces, remove older ones."""
+    previous = (root / CURRENT_FILE).read_text().strip() if (root / CURRENT_FILE).is_file() else None
+    temporary = root / f"{CURRENT_FILE}.tmp"
+    temporary.write_text(generation + "\n")
+    os.replace(temporary, root / CURRENT_FILE)
+    for stale in (root / GENERATIONS).iterdir():
+        if stale.name not in (generation, previous):
+            shutil.rmtree(stale, ignore_errors=True)
+    for legacy in (
+        COLLECTION_FILE,
+        NETWORK_FILE,
+        GLOBAL_INDEX,
+        LOCAL_STORE,
+    ):  # the first, single-folder layout
+        target = root / legacy
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+
+
+def build_collection(
+    output_dir: str | Path,
+    listing: ImageListing,
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    make_index: Callable[..., DescriptorIndex],
+    local_extractor: LocalFeatureExtractor | None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """Extract, index and store a collection as a new generation of ``output_dir``, switched in when complete;
+    unreadable images are skipped, counted and listed with their reason.
+
+    Args:
+        output_dir: the collection folder (created).
+        listing: the images, and the files already skipped (:func:`list_images`).
+        net: the global network; saved into the collection.
+        descriptor_id: names the network's weights; with the settings' key it names the index (checked when the
+            index is loaded).
+        settings: global extraction settings (queries use the same).
+        make_index: ``make_index(dim=..., descriptor_id=...) → empty DescriptorIndex`` (flat, IVF-PQ, HNSW).
+        local_extractor: local features to store for re-ranking, or ``None``.
+        num_workers: processes for local-feature extraction.
+
+    Returns:
+        the collection summary written to ``collection.json``.
+    """
+    root = Path(output_dir)
+    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
+    partial.mkdir(parents=True)
+    ids = list(listing.images)
+    paths = [listing.images[image_id] for image_id in ids]
+    descriptors, readable = extract_descriptors(
+        net, paths, settings, device=device, description="global descriptors"
+    )
+    kept = np.flatnonzero(readable)
+    skipped = dict(listing.skipped)
+    for position in np.flatnonzero(~readable):
+        skipped[paths[position].relative_to(listing.root).as_posix()] = _unreadable_reason(paths[position])
+    index_id = f"{descriptor_id}|{settings.key()}"
+    index = make_index(dim=net.output_dim, descriptor_id=index_id)
+    index.add(descriptors[kept], [ids[i] for i in kept])
+    index.save(partial / GLOBAL_INDEX)
+    net.save(partial / NETWORK_FILE)
+    if local_extractor is not None:
+        build_feature_store(
+            partial / LOCAL_STORE, {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
+        )
+    summary = {
+        "format_version": COLLECTION_FORMAT_VERSION,
+        "descriptor_id": descriptor_id,
+        "index_id": index_id,
+        "num_images": len(kept),
+        "images_root": str(listing.root.resolve()),
+        "images": {ids[i]: paths[i].relative_to(listing.root).as_posix() for i in kept},
+        "skipped": skipped,
+        "extraction": asdict(settings),
+    }
+    (partial / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
+    os.replace(partial, root / GENERATIONS / name)
+    _switch_to(root, name)
+    log.info("collection %s: %d images indexed, %d files skipped", root, len(kept), len(skipped))
+    return summary
+
+
+def read_manifest(generation: Path) -> dict[str, Any]:
+    """A generation's ``collection.json``, brought to the current format (paths absolute, skips with reasons)."""
+    manifest: dict[str, Any] = json.loads((generation / COLLECTION_FILE).read_text())
+    if "images_root" not in manifest:  # the first layout: absolute paths, skipped ids without reasons
+        manifest["images_root"] = None
+        manifest["skipped"] = dict.fromkeys(manifest.get("skipped", []), "unreadable")
+    return manifest
+
+
+def image_paths(manifest: Mapping[str, Any], images_root: str | Path | None = None) -> dict[str, str]:
+    """Image id → absolute path, the stored relative paths resolved under ``images_root`` (default: where the
+    images were when indexed)."""
+    root = images_root or manifest["images_root"]
+    if root is None:
+        return dict(manifest["images"])
+    return {image_id: str(Path(root) / relative) for image_id, relative in manifest["images"].items()}
