@@ -11,7 +11,7 @@ TORCH_THREADS ?= 1
 export OMP_NUM_THREADS ?= $(TORCH_THREADS)
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo train test lint serve index analyze clean
+.PHONY: setup demo train test reliability lint serve index analyze clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ $(COLLECTION)/collection.json: $(DEMO)/.complete $(LAST_CKPT)
 
 test: demo
 	$(PY) -m pytest $(ARGS)
+
+# The slow part of the hostile-input tests: kill -9 of index.py mid-build, a request burst on a real server.
+reliability: demo
+	$(PY) -m pytest -m reliability tests/test_reliability.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -198,7 +198,8 @@ def build_collection(
         the collection summary written to ``collection.json``.
     """
     root = Path(output_dir)
-    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    now = time.time_ns()
+    name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now / 1e9)) + f".{now % 10**9:09d}-{os.getpid()}"
     partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
     partial.mkdir(parents=True)
     ids = list(listing.images)

@@ -203,14 +203,15 @@ class SearchEngine:
             order = np.arange(len(candidate_ids))
             scores, inliers = global_scores, np.zeros(len(candidate_ids), dtype=np.int64)
         else:
-            reranked = rerank(
-                self.query_features(query, max_pixels),
-                candidate_ids,
-                global_scores,
-                self.store,
-                rerank_config,
-                top_k=depth,
-            )
+            features = self.query_features(query, max_pixels)
+            try:
+                reranked = rerank(
+                    features, candidate_ids, global_scores, self.store, rerank_config, top_k=depth
+                )
+            except (KeyError, FileNotFoundError) as error:  # the store changed or vanished under this engine
+                raise CollectionError(
+                    f"{self.generation}: the local features cannot be read ({error})"
+                ) from error
             order, scores, inliers = reranked.order, reranked.scores, reranked.num_inliers
         return [
             SearchHit(

@@ -39,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
 
+from retrieval.collection import CollectionError
 from retrieval.images import DecodedImage, ImageLoadError, decode
 from retrieval.local.rerank import KEYPOINTS, RerankMethod
 from retrieval.search_engine import SearchEngine
@@ -117,6 +118,15 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+async def collection_error_response(request: Request, error: Exception) -> JSONResponse:
+    """A collection whose parts disagree (rebuilt or damaged under the server) is the server's problem: 503,
+    and a log line for the operator."""
+    log.error("collection error: %s", error)
+    return JSONResponse(
+        {"detail": f"the collection cannot answer: {error}"}, status_code=HTTPStatus.SERVICE_UNAVAILABLE
+    )
+
+
 async def client_error_response(request: Request, error: Exception) -> JSONResponse:
     """Any ``ValueError`` that escapes a route is the client's: its status (400 unless it says otherwise)
     and its message, as JSON."""
@@ -177,6 +187,7 @@ def create_app(
         max_body_bytes=max_upload_bytes + FORM_OVERHEAD_BYTES,
         message=f"the upload is larger than the limit of {format_size(max_upload_bytes)}",
     )
+    app.add_exception_handler(CollectionError, collection_error_response)
     app.add_exception_handler(ValueError, client_error_response)
 
     def choose_rerank(name: str | None) -> tuple[str, RerankMethod | None]:

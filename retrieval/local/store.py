@@ -17,10 +17,15 @@ rewrites it. No pickle anywhere.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +52,8 @@ _KEYPOINT_COLUMNS = 4
 KEYPOINT_BYTES = 4 * _KEYPOINT_COLUMNS
 # Extraction jobs queued per worker process, so that a million images do not become a million futures.
 _JOBS_PER_WORKER = 16
+# prctl option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -361,8 +368,27 @@ class FeatureStore:
         return self._image_sizes.get(image_id, (0, 0))
 
 
-def _limit_worker_threads() -> None:
-    """Worker processes share the CPUs: one OpenCV thread each."""
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to end this process when its parent dies (Linux), and watch the parent otherwise, so a
+    killed ``index.py`` leaves no worker behind."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0 and os.getppid() == parent:
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _start_worker(parent: int) -> None:
+    """Worker processes share the CPUs (one OpenCV thread each) and die with their parent."""
+    _die_with_parent(parent)
     cv2.setNumThreads(1)
 
 
@@ -384,7 +410,9 @@ def _extract_in_order(
             yield _extract_or_reason(extractor, path)
         return
     context = multiprocessing.get_context("spawn")  # forking a process that runs torch threads can deadlock
-    with ProcessPoolExecutor(num_workers, mp_context=context, initializer=_limit_worker_threads) as executor:
+    with ProcessPoolExecutor(
+        num_workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    ) as executor:
         in_flight: deque[Future[LocalFeatures | str]] = deque()
         for path in paths:
             in_flight.append(executor.submit(_extract_or_reason, extractor, path))
