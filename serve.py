@@ -22,13 +22,14 @@ from omegaconf import DictConfig
 from retrieval.descriptor.network import resolve_device
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
-from serving.uploads import UploadLimits
+from serving.uploads import UploadLimits, return_large_buffers_to_the_system
 
 log = logging.getLogger("serve")
 
 
 def build_app(cfg: DictConfig) -> FastAPI:
     """The app that ``cfg`` (``conf/serve.yaml``) describes, its collection loaded."""
+    return_large_buffers_to_the_system()
     engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
     rerank_configs = {
         name: instantiate(config) if config else None for name, config in cfg.rerank_options.items()

@@ -169,6 +169,9 @@ def create_app(
     uploads = replace(uploads, decode_side=engine.query_side)
     max_upload_bytes = uploads.max_bytes
     searching = threading.BoundedSemaphore(max_concurrent_searches)
+    # Validating an upload decodes it once (at most max_pixels): a few at a time, outside the search queue, so
+    # bad uploads are refused at once.
+    decoding = threading.BoundedSemaphore(max_concurrent_searches + 1)
     for name, config in rerank_configs.items():
         if config is not None:
             try:
@@ -232,7 +235,7 @@ def create_app(
         """The ``top_k`` nearest collection images; ``timing_ms`` is the search alone (descriptor, index,
         re-ranking), not the upload."""
         rerank_name, rerank_config = choose_rerank(rerank)
-        with searching, received_upload(file, uploads) as query:
+        with received_upload(file, uploads, decoding) as query, searching:
             started = time.perf_counter()
             hits = engine.search(
                 query.path,
@@ -299,7 +302,7 @@ def create_app(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
             )
         database = load_collection_image(image_id, max_side=MATCHES_SIDE)
-        with searching, received_upload(file, uploads) as query:
+        with received_upload(file, uploads, decoding) as query, searching:
             correspondences = engine.correspondences(
                 query.path, image_id, rerank_config, shortlist, max_pixels=uploads.max_pixels
             )

@@ -6,7 +6,11 @@ bounded *before* decoding (JPEGs decode at reduced size), extreme aspect ratios 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,9 +87,11 @@ def unreadable_upload_status(error: ImageLoadError) -> HTTPStatus:
 
 
 @contextmanager
-def received_upload(upload: UploadFile, limits: UploadLimits) -> Iterator[Upload]:
-    """The upload written to a temporary file and validated by decoding it once within ``limits``; the file
-    is deleted when the block ends.
+def received_upload(
+    upload: UploadFile, limits: UploadLimits, decoding: threading.Semaphore | None = None
+) -> Iterator[Upload]:
+    """The upload written to a temporary file and validated by decoding it once within ``limits`` (holding
+    ``decoding``, which bounds how many uploads decode at once); the file is deleted when the block ends.
 
     Raises:
         ClientError: the file is empty (400), over the size or pixel budget (413), no image of an allowed format
@@ -105,7 +111,8 @@ def received_upload(upload: UploadFile, limits: UploadLimits) -> Iterator[Upload
         path.write_bytes(data)
         del data
         try:
-            decoded = decode(path, limits.decode_side, limits.max_pixels)
+            with decoding or contextlib.nullcontext():
+                decoded = decode(path, limits.decode_side, limits.max_pixels)
         except ImageLoadError as error:
             raise ClientError(str(error).replace(str(path), name), unreadable_upload_status(error)) from error
         width, height = decoded.original_size
@@ -116,6 +123,22 @@ def received_upload(upload: UploadFile, limits: UploadLimits) -> Iterator[Upload
                 HTTPStatus.UNPROCESSABLE_ENTITY,
             )
         yield Upload(path, decoded.rgb, decoded.original_size)
+
+
+# mallopt's option for the size above which allocations are memory-mapped (and unmapped when freed).
+_M_MMAP_THRESHOLD = -3
+
+
+def return_large_buffers_to_the_system(threshold_bytes: int = 1 << 20) -> bool:
+    """Have glibc serve allocations over ``threshold_bytes`` (image buffers, SIFT pyramids) from their own
+    mappings, returned to the system when freed, instead of keeping them in the heap: the server's RSS then falls
+    back after a burst of large requests instead of staying at its peak. False where glibc is not the allocator.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
+    except (OSError, AttributeError):
+        return False
 
 
 class BodySizeLimit:
