@@ -36,12 +36,12 @@ index: demo
 analyze: demo
 	$(PY) experiments/analyze_dataset.py $(ARGS)
 
-serve: demo $(COLLECTION)/collection.json
+serve: demo $(COLLECTION)/CURRENT
 	$(PY) serve.py $(ARGS)
 
 # The collection `make serve` serves: the demo index, described by the newest `make train` checkpoint when
 # there is one (the pretrained network otherwise); rebuilt when the demo data or a newer checkpoint appear.
-$(COLLECTION)/collection.json: $(DEMO)/.complete $(LAST_CKPT)
+$(COLLECTION)/CURRENT: $(DEMO)/.complete $(LAST_CKPT)
 	$(PY) index.py $(if $(LAST_CKPT),ckpt_path=$(LAST_CKPT))
 
 test: demo
