@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from datamodules.formats.gldv2 import load_gldv2_train
 from experiments.study_outputs import markdown_table
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
-from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet, configure_threads, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 from retrieval.evaluation import evaluate_benchmark
 
@@ -120,6 +120,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    configure_threads()
     evaluate(cfg)
 
 

@@ -19,19 +19,33 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from retrieval.collection import list_images
-from retrieval.descriptor.network import resolve_device
+from retrieval.descriptor.network import configure_threads, resolve_device
 from retrieval.images import ImageLoadError, decode
-from retrieval.search_engine import SearchEngine
-from retrieval.visualize import draw_matches, render_ranking_grid, stack_rows
+from retrieval.search_engine import SearchEngine, SearchHit
+from retrieval.visualize import ResultCard, draw_matches, render_search_picture
 
 log = logging.getLogger("search")
 
-# Longest side of the query and result pictures the match rows are drawn from.
+# Longest side of the query and result pictures the match pictures are drawn from; results whose matches are drawn.
 PICTURE_SIDE = 1024
+MATCHED_RESULTS = 3
+
+
+def caption(hit: SearchHit, reranked: bool) -> str:
+    """What local evidence says of a result, in a few words."""
+    matches = hit.correspondences
+    if not reranked:
+        return "global similarity only"
+    if matches is None:
+        return "not re-ranked"
+    if matches.verified:
+        return f"{hit.inliers} verified inliers"
+    return f"{len(matches.inliers)} tentative matches"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> None:
+    configure_threads()
     engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
     rerank_config = instantiate(cfg.rerank) if cfg.get("rerank") else None
     query_path = Path(cfg.query)
@@ -47,7 +61,7 @@ def main(cfg: DictConfig) -> None:
                 top_k=cfg.top_k,
                 rerank_config=rerank_config,
                 shortlist=cfg.shortlist,
-                with_correspondences=cfg.draw_matches,
+                with_correspondences=True,
             )
             query = decode(path, max_side=PICTURE_SIDE)
         except ImageLoadError as error:
@@ -55,28 +69,29 @@ def main(cfg: DictConfig) -> None:
             failed[str(path)] = str(error)
             continue
         results[name] = {"query": str(path), "results": [hit.summary() for hit in hits]}
-        picture = render_ranking_grid(
-            path, [Path(hit.path) for hit in hits], scores=[hit.score for hit in hits]
-        )
-        rows = [picture]
-        for hit in hits:
+        pictures = []
+        for hit in hits[: MATCHED_RESULTS if cfg.draw_matches else 0]:
             matches = hit.correspondences
             if matches is not None and len(matches.inliers):
                 database = decode(hit.path, max_side=PICTURE_SIDE)
-                rows.append(
+                pictures.append(
                     draw_matches(
                         query.rgb,
                         database.rgb,
                         matches.query_points,
                         matches.database_points,
                         matches.inliers if matches.verified else None,
-                        height=200,
-                        max_width=1600,
+                        height=240,
+                        max_width=1000,
                         point_sizes=(query.original_size, database.original_size),
                     )
                 )
+        cards = [
+            ResultCard(Path(hit.path), rank, hit.score, caption(hit, rerank_config is not None))
+            for rank, hit in enumerate(hits, start=1)
+        ]
         safe_name = name.replace("/", "_")
-        stack_rows(rows).save(output_dir / f"{safe_name}.png")
+        render_search_picture(path, cards, pictures).save(output_dir / f"{safe_name}.png")
         print(f"{path}:")
         for rank, hit in enumerate(hits, start=1):
             print(

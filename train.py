@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from lightning_modules.loggers import finishing_wandb
+from retrieval.descriptor.network import configure_threads
 from retrieval.descriptor.weights import WeightsError
 
 log = logging.getLogger("train")
@@ -79,6 +80,7 @@ def _format(metrics: dict[str, float]) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    configure_threads()
     results = train(cfg)
     value = results.get("after", {}).get(cfg.monitor)
     return None if value is None else float(value)  # the objective of hparams_search sweeps

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
-from datamodules.formats.folders import load_realphotos
+from datamodules.formats.folders import load_folder
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
@@ -306,17 +306,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--thesis-queries", type=int, default=3, help="queries re-ranked the thesis' way")
     parser.add_argument(
-        "--store", type=Path, default=REPO_ROOT / "outputs" / "feature_stores" / "realphotos-rootsift-2048"
+        "--benchmark-root",
+        type=Path,
+        default=REALPHOTOS,
+        help="a folder benchmark (gt.json, as ../shared/realphotos, or one subfolder per place)",
     )
+    parser.add_argument("--store", type=Path, default=None, help="feature store (default: under outputs/)")
     parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / "outputs" / "descriptor_cache")
     parser.add_argument("--workers", type=int, default=2, help="processes that build the feature store")
     arguments = parser.parse_args()
-    if not REALPHOTOS.is_dir():
-        raise SystemExit(f"{REALPHOTOS} is absent: this benchmark needs the shared real photos")
+    if not arguments.benchmark_root.is_dir():
+        raise SystemExit(f"{arguments.benchmark_root} is absent: give --benchmark-root=<a folder benchmark>")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
 
-    benchmark = load_realphotos(REALPHOTOS)
+    benchmark = load_folder(arguments.benchmark_root)
+    if arguments.store is None:
+        arguments.store = REPO_ROOT / "outputs" / "feature_stores" / f"{benchmark.name}-rootsift-2048"
     images = dict(zip(benchmark.database_ids, benchmark.database_paths, strict=True))
     start = time.perf_counter()
     store = build_feature_store(arguments.store, images, EXTRACTOR, num_workers=arguments.workers)

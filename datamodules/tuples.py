@@ -17,7 +17,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from datamodules.image_datasets import (
     TrainAugmentation,
@@ -28,6 +27,7 @@ from datamodules.image_datasets import (
 from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
 from retrieval.descriptor.mining import TupleMining, mine_epoch_tuples
 from retrieval.images import ImageLoadError, load_rgb
+from retrieval.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +183,18 @@ class TupleDataModule(LandmarkDataModule):
         loader = self._eval_loader([self.training_images.paths[i] for i in shard])
         # The trainer's precision (e.g. bf16 autocast) applies here too, outside Lightning's step hooks.
         precision_context = trainer.precision_plugin.forward_context if trainer else contextlib.nullcontext
-        for batch in tqdm(loader, desc="mining: embedding", disable=rank != 0, leave=False):
-            if "image" not in batch:
-                continue
-            with precision_context():
-                output = module(batch["image"].to(module.device, non_blocking=True)).float()
-            if shard_embeddings is None:
-                shard_embeddings = torch.zeros(len(shard), output.shape[1], device=module.device)
-            shard_embeddings[batch["index"].to(module.device)] = output
-            shard_readable[batch["index"].to(module.device)] = True
+        with stage("mining: embedding", len(shard), enabled=rank == 0) as bar:
+            for batch in loader:
+                if "image" not in batch:
+                    bar.update(batch["num_skipped"])
+                    continue
+                with precision_context():
+                    output = module(batch["image"].to(module.device, non_blocking=True)).float()
+                if shard_embeddings is None:
+                    shard_embeddings = torch.zeros(len(shard), output.shape[1], device=module.device)
+                shard_embeddings[batch["index"].to(module.device)] = output
+                shard_readable[batch["index"].to(module.device)] = True
+                bar.update(batch["num_skipped"] + len(batch["index"]))
         module.train(was_training)
         if shard_embeddings is None:
             raise ImageLoadError(f"none of the {len(shard)} images sampled for mining could be read")

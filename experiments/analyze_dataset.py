@@ -52,7 +52,7 @@ from datamodules.formats.gldv2 import read_train_clean_csv
 from experiments.study_outputs import markdown_table, settings_of
 from lightning_modules.loggers import finishing_wandb
 from retrieval.descriptor.extract import ExtractionSettings
-from retrieval.descriptor.network import resolve_device
+from retrieval.descriptor.network import configure_threads, resolve_device
 from retrieval.duplicates import choose_num_bands, duplicate_representatives, near_duplicate_pairs
 
 log = logging.getLogger("analyze_dataset")
@@ -542,6 +542,7 @@ def run(cfg: DictConfig) -> AnalysisOutputs:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
 def main(cfg: DictConfig) -> None:
+    configure_threads()
     outputs = run(cfg)
     summary = outputs.summary
     print(

@@ -108,6 +108,7 @@ def rerank_all(
     benchmark: RetrievalBenchmark,
     global_result: BenchmarkResult,
     top_ks: list[int],
+    progress: bool,
 ) -> dict[int, dict[str, RerankedRanking]]:
     """K -> method name -> its re-ranked ranking."""
     results: dict[int, dict[str, RerankedRanking]] = {}
@@ -116,10 +117,15 @@ def rerank_all(
         for source in sources:
             results[top_k].update(
                 evaluate_reranking(
-                    benchmark, global_result, source.query_features, source.store, source.methods, top_k
+                    benchmark,
+                    global_result,
+                    source.query_features,
+                    source.store,
+                    source.methods,
+                    top_k,
+                    progress,
                 )
             )
-        log.info("re-ranked every query's top %d", top_k)
     return results
 
 
@@ -187,7 +193,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     configs = method_configs(cfg.methods, list(cfg.fusion_alphas))
     sources = feature_sources(cfg, configs, benchmark, network.net, network.descriptor_id)
     log.info("local features of the database and the queries ready")
-    results = rerank_all(sources, benchmark, network.ranking, list(cfg.top_ks))
+    results = rerank_all(sources, benchmark, network.ranking, list(cfg.top_ks), cfg.progress)
     features_used = {name: repr(source.extractor) for source in sources for name in source.methods}
 
     names = study_outputs.headline_names(benchmark)

@@ -26,7 +26,7 @@ from pytorch_lightning.loggers import WandbLogger
 from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.extract import ExtractionSettings, files_fingerprint
-from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet, configure_threads, load_network, resolve_device
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
 from retrieval.local.features import LocalExtractor
 
@@ -45,12 +45,12 @@ HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
 
 
 def load_study_benchmark(cfg: DictConfig) -> RetrievalBenchmark:
-    """The benchmark ``cfg.benchmark`` names among ``cfg.sources``, restricted to ``cfg.max_queries`` queries."""
-    if cfg.benchmark not in cfg.sources:
+    """The benchmark ``cfg.benchmark`` names among ``cfg.benchmarks``, restricted to ``cfg.max_queries`` queries."""
+    if cfg.benchmark not in cfg.benchmarks:
         raise ValueError(
-            f"benchmark={cfg.benchmark!r} is not one of the configured sources {sorted(cfg.sources)}"
+            f"benchmark={cfg.benchmark!r} is not one of the configured benchmarks {sorted(cfg.benchmarks)}"
         )
-    benchmark = instantiate(cfg.sources[cfg.benchmark], max_queries=cfg.max_queries).load()
+    benchmark = instantiate(cfg.benchmarks[cfg.benchmark], max_queries=cfg.max_queries).load()
     log.info(
         "%s: %d queries, %d database images", benchmark.name, benchmark.num_queries, benchmark.num_database
     )
@@ -129,6 +129,7 @@ def study_main(config_name: str, run: Callable[[DictConfig], object]) -> Callabl
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
+        configure_threads()
         run(cfg)
 
     return main

@@ -134,7 +134,13 @@ class Study:
     ) -> Row:
         store, query_features = self.features(extractor)
         reranked = evaluate_reranking(
-            self.benchmark, network.ranking, query_features, store, {experiment: config}, self.cfg.top_k
+            self.benchmark,
+            network.ranking,
+            query_features,
+            store,
+            {experiment: config},
+            self.cfg.top_k,
+            self.cfg.progress,
         )[experiment]
         return Row(
             experiment, description, network.description, reranked.metrics, reranked.median_ms_per_query

@@ -34,6 +34,7 @@ from retrieval.local.features import LocalExtractor, LocalFeatures
 from retrieval.local.rerank import RerankMethod
 from retrieval.local.store import FeatureStore, StoreMetadata, build_feature_store
 from retrieval.metrics import evaluate_ranking
+from retrieval.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ def evaluate_benchmark(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> BenchmarkResult:
-    """Score ``net`` on ``benchmark``. Raises ValueError if any benchmark image is unreadable: a benchmark
-    with holes gives numbers that cannot be compared with anyone's."""
+    """Score ``net`` on ``benchmark``. Every image is extracted once: a query without a crop box that is a
+    database image (leave-one-out benchmarks) reuses its database descriptor. Raises ValueError if any benchmark
+    image is unreadable: a benchmark with holes gives numbers that cannot be compared with anyone's."""
     database, database_ok = extract_cached(
         net,
         benchmark.database_paths,
@@ -93,17 +95,29 @@ def evaluate_benchmark(
         progress,
         f"{benchmark.name}: database",
     )
-    queries, queries_ok = extract_cached(
-        net,
-        benchmark.query_paths,
-        descriptor_id,
-        cache_dir,
-        settings,
-        benchmark.query_boxes,
-        device,
-        progress,
-        f"{benchmark.name}: queries",
-    )
+    row_of = {path: row for row, path in enumerate(benchmark.database_paths)}
+    reused = [
+        index
+        for index, (path, box) in enumerate(zip(benchmark.query_paths, benchmark.query_boxes, strict=True))
+        if box is None and path in row_of
+    ]
+    queries = np.zeros((benchmark.num_queries, database.shape[1]), dtype=np.float32)
+    queries_ok = np.zeros(benchmark.num_queries, dtype=bool)
+    rows = [row_of[benchmark.query_paths[index]] for index in reused]
+    queries[reused], queries_ok[reused] = database[rows], database_ok[rows]
+    extracted = sorted(set(range(benchmark.num_queries)) - set(reused))
+    if extracted:
+        queries[extracted], queries_ok[extracted] = extract_cached(
+            net,
+            [benchmark.query_paths[index] for index in extracted],
+            descriptor_id,
+            cache_dir,
+            settings,
+            [benchmark.query_boxes[index] for index in extracted],
+            device,
+            progress,
+            f"{benchmark.name}: queries",
+        )
     unreadable = [str(p) for p, ok in zip(benchmark.database_paths, database_ok, strict=True) if not ok]
     unreadable += [str(p) for p, ok in zip(benchmark.query_paths, queries_ok, strict=True) if not ok]
     if unreadable:
@@ -235,6 +249,7 @@ def evaluate_reranking(
     store: FeatureStore,
     methods: Mapping[str, RerankMethod],
     top_k: int,
+    progress: bool = False,
 ) -> dict[str, RerankedRanking]:
     """Re-rank every query's global top ``top_k`` (junk excluded) with each method of ``methods``.
 
@@ -249,6 +264,7 @@ def evaluate_reranking(
         store: the database's local features.
         methods: method name -> method.
         top_k: candidates re-ranked per query.
+        progress: show a bar per group of methods that share their evidence (the time is logged either way).
 
     Returns:
         method name -> the re-ranked ranking, its metrics and its time per query.
@@ -266,22 +282,29 @@ def evaluate_reranking(
     rankings = {name: np.empty_like(global_result.ranking) for name in methods}
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     for names in groups.values():
-        for query, features in enumerate(query_features):
-            row = global_result.ranking[query]
-            positions = shortlist_positions(row, benchmark.ground_truth[query].junk, top_k)
-            candidates = row[positions]
-            global_scores = global_result.scores[query, positions].astype(np.float64)
-            rest = np.delete(row, positions)
-            start = time.perf_counter()
-            evidence = methods[names[0]].gather(
-                features, [benchmark.database_ids[index] for index in candidates], store
-            )
-            gathered = time.perf_counter() - start
-            for name in names:
+        with stage(
+            f"{benchmark.name}: re-ranking the top {top_k} ({', '.join(names)})",
+            len(query_features),
+            unit="queries",
+            enabled=progress,
+        ) as bar:
+            for query, features in enumerate(query_features):
+                row = global_result.ranking[query]
+                positions = shortlist_positions(row, benchmark.ground_truth[query].junk, top_k)
+                candidates = row[positions]
+                global_scores = global_result.scores[query, positions].astype(np.float64)
+                rest = np.delete(row, positions)
                 start = time.perf_counter()
-                order = np.argsort(-methods[name].score(global_scores, evidence), kind="stable")
-                seconds[name].append(gathered + time.perf_counter() - start)
-                rankings[name][query] = np.concatenate((candidates[order], rest))
+                evidence = methods[names[0]].gather(
+                    features, [benchmark.database_ids[index] for index in candidates], store
+                )
+                gathered = time.perf_counter() - start
+                for name in names:
+                    start = time.perf_counter()
+                    order = np.argsort(-methods[name].score(global_scores, evidence), kind="stable")
+                    seconds[name].append(gathered + time.perf_counter() - start)
+                    rankings[name][query] = np.concatenate((candidates[order], rest))
+                bar.update(1)
     return {
         name: RerankedRanking(
             ranking=rankings[name],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from retrieval.collection import (
 )
 from retrieval.descriptor.extract import ExtractionSettings, describe_images, describe_pixels, load_pixels
 from retrieval.descriptor.index import DescriptorIndex
-from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.local.features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
 from retrieval.local.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata
@@ -107,6 +108,27 @@ class SearchEngine:
         self.paths: dict[str, str] = image_paths(self.manifest, images_root)
         self._check_consistent()
         self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, collection_dir: str | Path, device: str = "auto", images_root: str | Path | None = None
+    ) -> SearchEngine:
+        """The engine over a collection, on the GPU when there is one (``device="auto"``)::
+
+        engine = SearchEngine.open("outputs/collections/demo")
+        hits = engine.search("photo.jpg", rerank_config=InliersRerank())
+        """
+        return cls(collection_dir, resolve_device(device), images_root)
+
+    def descriptors(self, images: Sequence[Query]) -> np.ndarray:
+        """Global descriptors (N, D) float32 of image files or images in memory, with the collection's network
+        and settings (a file exactly as when indexed).
+
+        Raises:
+            retrieval.images.ImageLoadError: a file cannot be read.
+        """
+        rows = [self.query_descriptor(image) for image in images]
+        return np.concatenate(rows) if rows else np.zeros((0, self.net.output_dim), dtype=np.float32)
 
     def _check_consistent(self) -> None:
         """Raise CollectionError unless the index, the image list and the store hold the same images."""

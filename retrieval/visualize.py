@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from retrieval.benchmark import Verdict
 from retrieval.images import ImageLoadError, load_rgb
@@ -137,4 +138,64 @@ def draw_matches(
         draw.line([start, end], fill=color, width=1)
         for x, y in (start, end):
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=color)
+    return canvas
+
+
+@dataclass(frozen=True)
+class ResultCard:
+    """One result of a search picture: its image, rank, score and what local verification said of it."""
+
+    path: Path
+    rank: int
+    score: float
+    caption: str
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def render_search_picture(
+    query_path: Path,
+    cards: Sequence[ResultCard],
+    match_pictures: Sequence[Image.Image] = (),
+    columns: int = 5,
+    thumbnail_size: int = 200,
+    max_match_width: int = 1000,
+) -> Image.Image:
+    """A search at a glance: the query (large, left), the results as a grid of ``columns`` with rank, score and
+    caption in legible type, and the match pictures of the top results beside them at bounded width."""
+    title, body = _font(20), _font(15)
+    gap, caption_height = 12, 44
+    query = _thumbnail(query_path, 2 * thumbnail_size)
+    rows = -(-len(cards) // columns) if cards else 0
+    cell_width, cell_height = thumbnail_size + gap, thumbnail_size + caption_height + gap
+    grid_width = columns * cell_width
+    scaled = [
+        picture.resize((max_match_width, round(picture.height * max_match_width / picture.width)))
+        if picture.width > max_match_width
+        else picture
+        for picture in match_pictures
+    ]
+    matches_width = max((picture.width for picture in scaled), default=0)
+    width = gap + query.width + 2 * gap + grid_width + (gap + matches_width if scaled else 0)
+    height = gap + 28 + max(query.height, rows * cell_height, sum(p.height + gap for p in scaled))
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((gap, gap), "query", fill=(40, 90, 220), font=title)
+    canvas.paste(query, (gap, gap + 28))
+    left = gap + query.width + 2 * gap
+    draw.text((left, gap), f"top {len(cards)}", fill=(0, 0, 0), font=title)
+    for index, card in enumerate(cards):
+        x = left + (index % columns) * cell_width
+        y = gap + 28 + (index // columns) * cell_height
+        canvas.paste(_thumbnail(card.path, thumbnail_size), (x, y))
+        draw.text(
+            (x, y + thumbnail_size + 2), f"#{card.rank}  score {card.score:.3f}", fill=(0, 0, 0), font=body
+        )
+        draw.text((x, y + thumbnail_size + 21), card.caption, fill=(70, 70, 70), font=body)
+    top = gap + 28
+    for picture in scaled:
+        canvas.paste(picture, (left + grid_width + gap, top))
+        top += picture.height + gap
     return canvas

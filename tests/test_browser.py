@@ -123,5 +123,7 @@ def test_a_bad_upload_shows_the_servers_message(page, tmp_path):
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("not a photo")
     page.set_input_files("#file-input", str(not_an_image))
-    expect(page.locator("#error")).to_contain_text("notes.jpg: not an image in a format that can be read", timeout=TIMEOUT_MS)
+    expect(page.locator("#error")).to_contain_text(
+        "notes.jpg: not an image in a format that can be read", timeout=TIMEOUT_MS
+    )
     expect(page.locator(".result-card")).to_have_count(0)

@@ -120,3 +120,36 @@ def test_the_callback_logs_the_exact_map_in_a_real_trainer_run(benchmark, tmp_pa
     assert trainer.callback_metrics["val/hand/mAP"].item() == pytest.approx(EXPECTED_MAP)
     pictures = list((tmp_path / "retrieval").glob("hand_baseline_*.png"))
     assert len(pictures) == 1 and Image.open(pictures[0]).width > 0
+
+
+class CountingNet(HandPlacedNet):
+    """HandPlacedNet that counts the images it describes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images_seen = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.images_seen += images.shape[0]
+        return super().forward(images)
+
+
+def test_a_leave_one_out_benchmark_extracts_every_image_once(tmp_path):
+    """Queries that are database images without a box reuse their database descriptors: 5 images, 5 forwards,
+    and the metrics of describing every query again."""
+    from datamodules.formats.folders import load_subfolders
+    from retrieval.descriptor.extract import extract_descriptors
+
+    for place, reds in {"a": (0, 10, 20), "b": (40, 50)}.items():
+        (tmp_path / place).mkdir()
+        for red in reds:
+            Image.new("RGB", (24, 16), (red, 0, 0)).save(tmp_path / place / f"{red}.png")
+    benchmark = load_subfolders(tmp_path)
+    net = CountingNet()
+    result = evaluate_benchmark(net, benchmark, SETTINGS, "hand", progress=False)
+    assert net.images_seen == len(benchmark.database_paths) == benchmark.num_queries == 5
+    queries, _ = extract_descriptors(HandPlacedNet(), benchmark.query_paths, SETTINGS, progress=False)
+    database, _ = extract_descriptors(HandPlacedNet(), benchmark.database_paths, SETTINGS, progress=False)
+    naive = rank_and_score(torch.as_tensor(queries), torch.as_tensor(database), benchmark)
+    assert result.metrics == pytest.approx(naive.metrics)
+    assert result.ranking.tolist() == naive.ranking.tolist()

@@ -44,9 +44,7 @@ def test_every_place_photo_is_a_query_against_everything(gt: dict) -> None:
 
 
 def test_registry_reads_the_shared_folder() -> None:
-    assert (
-        load_benchmark("realphotos", REALPHOTOS.parent).num_queries == load_realphotos(REALPHOTOS).num_queries
-    )
+    assert load_benchmark("realphotos", REALPHOTOS).num_queries == load_realphotos(REALPHOTOS).num_queries
 
 
 def test_oracle_ranking_scores_one_and_reversed_ranking_scores_low() -> None:

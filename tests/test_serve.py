@@ -15,8 +15,6 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from PIL import Image
 
 from retrieval.collection import build_collection, list_images
@@ -28,6 +26,7 @@ from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.rerank import InliersRerank, RerankMethod
 from retrieval.search_engine import SearchEngine
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
+from serving.presets import rerank_preset
 from serving.uploads import UploadLimits
 from tests.conftest import REPO_ROOT
 
@@ -228,13 +227,6 @@ def test_matches_draws_both_images_with_the_inliers_search_counted(client, engin
         round(image.width * MATCHES_HEIGHT / image.height) for image in (query_image, database_image)
     )
     assert picture.size == (expected_width, MATCHES_HEIGHT)
-
-
-def rerank_preset(name: str) -> RerankMethod | None:
-    """The re-ranking ``conf/rerank/<name>.yaml`` describes, as search.py composes it."""
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("search", overrides=["query=unused", f"rerank={name}"])
-    return instantiate(cfg.rerank) if cfg.get("rerank") else None
 
 
 def keypoint_presets() -> list[str]:

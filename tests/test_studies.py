@@ -26,7 +26,7 @@ def compose_study(name, tiny_demo, tmp_path, *overrides):
         return compose(
             name,
             overrides=[
-                f"sources.rdemo.root={tiny_demo}/revisited",
+                f"benchmarks.rdemo.root={tiny_demo}/revisited",
                 f"paths.output_dir={tmp_path}",
                 f"cache_dir={tmp_path}/cache",
                 "device=cpu",

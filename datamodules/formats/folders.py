@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from datamodules.formats.checks import first_examples, require_file, require_files
 from datamodules.formats.revisited import DISTRACTORS_FOLDER
 from retrieval.benchmark import QueryGroundTruth, RetrievalBenchmark
-from retrieval.images import IMAGE_SUFFIXES
+from retrieval.images import IMAGE_SUFFIXES, BoundingBox
 
 
 def _leave_one_out(
@@ -22,9 +22,10 @@ def _leave_one_out(
     distractors: Sequence[Path],
     ids_of: Callable[[Path], str],
     ignored: Sequence[set[Path]] | None = None,
+    boxes: Mapping[Path, BoundingBox] | None = None,
 ) -> RetrievalBenchmark:
-    """Every grouped image is a query once; the database is every image; the query itself and the group's
-    ignored images are junk; positives are the other images of its group."""
+    """Every grouped image is a query once (cropped to its box, if it has one); the database is every image; the
+    query itself and the group's ignored images are junk; positives are the other images of its group."""
     grouped_paths = [path for group in groups for path in group]
     database_paths = grouped_paths + list(distractors)
     position = {path: index for index, path in enumerate(database_paths)}
@@ -56,7 +57,7 @@ def _leave_one_out(
         ground_truth=ground_truth,
         query_ids=database_ids[: len(grouped_paths)],
         database_ids=database_ids,
-        query_boxes=[None] * len(grouped_paths),
+        query_boxes=[(boxes or {}).get(path) for path in grouped_paths],
     )
 
 
@@ -66,7 +67,7 @@ def _images_in(folder: Path) -> list[Path]:
     )
 
 
-def load_folder(root: str | Path, name: str | None = None) -> RetrievalBenchmark:
+def load_subfolders(root: str | Path, name: str | None = None) -> RetrievalBenchmark:
     """A folder with one subfolder of images per landmark, evaluated leave-one-out (protocol "plain").
 
     Every image is a query once against all images; the query itself is junk and the other images of its
@@ -91,26 +92,77 @@ def load_folder(root: str | Path, name: str | None = None) -> RetrievalBenchmark
     )
 
 
-def load_realphotos(root: str | Path) -> RetrievalBenchmark:
-    """The shared real-photo benchmark (``gt.json``: scenes, ignore, distractors; paths relative to root).
+GROUND_TRUTH_FILE = "gt.json"
 
-    Every place photo is a query once; the database is every image, the query itself and the place's
-    ``ignore`` photos are junk (removed from its ranking), positives are the other photos of the place.
+
+def load_ground_truth_folder(root: str | Path, name: str | None = None) -> RetrievalBenchmark:
+    """A folder of images described by ``gt.json`` (the shared real-photo benchmark's format), evaluated
+    leave-one-out (protocol "plain").
+
+    ``gt.json`` holds, with paths relative to ``root``:
+
+    - ``scenes``: place → its photos. Every photo of a place is a query once; the other photos of the place are
+      its positives.
+    - ``ignore`` (optional): place → photos that are junk for that place's queries (removed from their ranking,
+      e.g. ambiguous views). They stay in the database, listed under a scene, the distractors or nowhere else.
+    - ``distractors`` (optional): photos of no place, database-only.
+    - ``boxes`` (optional): photo → [x1, y1, x2, y2], a crop of the photo when it is a query (full-resolution
+      pixels, as Revisited's query boxes).
+
+    The database is every image named anywhere in the file; the query itself is junk.
+
+    Raises:
+        FileNotFoundError: ``gt.json`` or a listed image is missing.
+        ValueError: ``gt.json`` is malformed (unknown places, an image listed twice, a box outside its image's
+            list).
     """
     root = Path(root)
-    gt_path = root / "gt.json"
-    require_file(gt_path, "the shared real-photo benchmark lives in ../shared/realphotos")
+    gt_path = root / GROUND_TRUTH_FILE
+    require_file(gt_path, f"a folder benchmark describes its images in {GROUND_TRUTH_FILE}")
     content = json.loads(gt_path.read_text())
+    if not isinstance(content.get("scenes"), dict) or not content["scenes"]:
+        raise ValueError(f"{gt_path}: 'scenes' must map each place to its photos")
     scenes: dict[str, list[str]] = content["scenes"]
     ignore: dict[str, list[str]] = content.get("ignore", {})
     unknown_places = set(ignore) - set(scenes)
     if unknown_places:
         raise ValueError(f"{gt_path}: 'ignore' names unknown places {sorted(unknown_places)}")
+    listed = {path for photos in scenes.values() for path in photos} | set(content.get("distractors", []))
+    ignored_only = sorted({path for photos in ignore.values() for path in photos} - listed)
+    boxes: dict[str, list[float]] = content.get("boxes", {})
+    queries = {path for photos in scenes.values() for path in photos}
+    unknown_boxes = set(boxes) - queries
+    if unknown_boxes:
+        raise ValueError(
+            f"{gt_path}: 'boxes' names photos that are no query: {first_examples(sorted(unknown_boxes))}"
+        )
     places = list(scenes)
     return _leave_one_out(
-        "realphotos",
+        name or root.name,
         [[root / path for path in scenes[place]] for place in places],
-        [root / path for path in content.get("distractors", [])],
+        [root / path for path in [*content.get("distractors", []), *ignored_only]],
         lambda path: path.relative_to(root).as_posix(),
         ignored=[{root / path for path in ignore.get(place, [])} for place in places],
+        boxes={root / path: _box(box, path, gt_path) for path, box in boxes.items()},
     )
+
+
+def _box(values: Sequence[float], photo: str, source: Path) -> BoundingBox:
+    if len(values) != 4:
+        raise ValueError(f"{source}: the box of {photo} must be [x1, y1, x2, y2], got {values!r}")
+    x1, y1, x2, y2 = (float(value) for value in values)
+    return (x1, y1, x2, y2)
+
+
+def load_folder(root: str | Path, name: str | None = None) -> RetrievalBenchmark:
+    """Your own benchmark: a folder with ``gt.json`` (:func:`load_ground_truth_folder`), or else one subfolder
+    of images per place (:func:`load_subfolders`)."""
+    root = Path(root)
+    if (root / GROUND_TRUTH_FILE).is_file():
+        return load_ground_truth_folder(root, name)
+    return load_subfolders(root, name)
+
+
+def load_realphotos(root: str | Path) -> RetrievalBenchmark:
+    """The shared real-photo benchmark (``../shared/realphotos``): a ``gt.json`` folder named "realphotos"."""
+    return load_ground_truth_folder(root, "realphotos")

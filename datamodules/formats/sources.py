@@ -26,7 +26,7 @@ BENCHMARK_LOADERS: dict[str, Callable[[Path], RetrievalBenchmark]] = {
     **{f"{name}+1m": _revisited_loader(name, with_r1m=True) for name in ("roxford5k", "rparis6k")},
     "gldv2": lambda root: load_gldv2_retrieval(root / "gldv2"),
     "gldv2_retrieval": load_gldv2_retrieval,
-    "realphotos": lambda root: load_realphotos(root / "realphotos"),
+    "realphotos": load_realphotos,
     "folder": load_folder,
 }
 
@@ -35,8 +35,9 @@ def load_benchmark(name: str, root: str | Path) -> RetrievalBenchmark:
     """Load a benchmark by name from the data root.
 
     ``root`` is the folder the downloader fills: ``<root>/roxford5k``, ``<root>/rparis6k``, ``<root>/rdemo``,
-    ``<root>/revisitop1m`` (for "roxford5k+1m" / "rparis6k+1m"), ``<root>/gldv2``, ``<root>/realphotos``.
-    For "folder" and "gldv2_retrieval" (any GLDv2-format folder, e.g. the demo), ``root`` is that folder itself.
+    ``<root>/revisitop1m`` (for "roxford5k+1m" / "rparis6k+1m"), ``<root>/gldv2``. For "folder" (your own photos:
+    a ``gt.json`` folder or one subfolder per place), "realphotos" (``../shared/realphotos``) and
+    "gldv2_retrieval" (any GLDv2-format folder, e.g. the demo), ``root`` is that folder itself.
     """
     if name not in BENCHMARK_LOADERS:
         raise ValueError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARK_LOADERS)}")

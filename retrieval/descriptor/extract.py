@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.pooling import GeM
 from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
+from retrieval.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -202,22 +202,28 @@ def extract_descriptors(
     # Images of equal size wait in a bucket until a full batch can go through the network at once.
     buckets: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
 
-    def flush(size: tuple[int, int]) -> None:
-        bucket = buckets.pop(size)
-        indices = [index for index, _ in bucket]
-        batch = torch.stack([image for _, image in bucket]).to(device, non_blocking=True)
-        descriptors[indices] = _describe(net, batch, settings.scales, power).cpu().numpy()
-        readable[indices] = True
+    # The bar counts images described (or found unreadable), not images decoded: the network work of the
+    # buckets still waiting at the end is part of the stage.
+    with stage(description, len(paths), enabled=progress) as bar:
 
-    for index, image in tqdm(loader, desc=description, disable=not progress, leave=False):
-        if image is None:
-            continue
-        size = (int(image.shape[1]), int(image.shape[2]))
-        buckets.setdefault(size, []).append((index, image))
-        if len(buckets[size]) >= settings.batch_size:
+        def flush(size: tuple[int, int]) -> None:
+            bucket = buckets.pop(size)
+            indices = [index for index, _ in bucket]
+            batch = torch.stack([image for _, image in bucket]).to(device, non_blocking=True)
+            descriptors[indices] = _describe(net, batch, settings.scales, power).cpu().numpy()
+            readable[indices] = True
+            bar.update(len(indices))
+
+        for index, image in loader:
+            if image is None:
+                bar.update(1)
+                continue
+            size = (int(image.shape[1]), int(image.shape[2]))
+            buckets.setdefault(size, []).append((index, image))
+            if len(buckets[size]) >= settings.batch_size:
+                flush(size)
+        for size in list(buckets):
             flush(size)
-    for size in list(buckets):
-        flush(size)
     net.train(was_training)
     if not readable.all():
         log.warning("extraction: %d of %d images unreadable and skipped", int((~readable).sum()), len(paths))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,15 @@ def load_network(
         return net.eval(), descriptor_id(net, ckpt_path)
     net = build()
     return net.eval(), descriptor_id(net)
+
+
+def configure_threads() -> int:
+    """Torch threads for this process: one on machines with two cores or fewer (a second thread competes with
+    data loading there and makes inference slower), torch's default elsewhere; ``OMP_NUM_THREADS`` overrides
+    both. Returns the number in use."""
+    if "OMP_NUM_THREADS" not in os.environ and (os.cpu_count() or 1) <= 2:
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -37,10 +37,10 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from retrieval.images import ImageLoadError
 from retrieval.local.features import LocalExtractor, LocalFeatures
+from retrieval.progress import stage
 
 logger = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def build_feature_store(
         num_workers: extraction processes (0 extracts in this process, as does an extractor that cannot run in
             worker processes, e.g. CNN patches).
         shard_size: images per shard file.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (the stage's time is logged either way).
 
     Returns:
         The store, opened for reading.
@@ -455,18 +455,14 @@ def build_feature_store(
         ]
         results = _extract_in_order(extractor, [path for _, path in pending], num_workers)
         skipped: list[str] = []
-        for (image_id, _), result in tqdm(
-            zip(pending, results, strict=True),
-            total=len(images),
-            initial=len(images) - len(pending),
-            desc=f"{extractor.method} features",
-            disable=not progress,
-        ):
-            if isinstance(result, str):
-                writer.skip(image_id, result)
-                skipped.append(result)
-            else:
-                writer.add(image_id, result)
+        with stage(f"{extractor.method} features", len(pending), enabled=progress) as bar:
+            for (image_id, _), result in zip(pending, results, strict=True):
+                if isinstance(result, str):
+                    writer.skip(image_id, result)
+                    skipped.append(result)
+                else:
+                    writer.add(image_id, result)
+                bar.update(1)
     if skipped:
         logger.warning(
             "feature store %s: skipped %d of %d unreadable images (first: %s)",

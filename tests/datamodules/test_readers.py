@@ -169,3 +169,42 @@ def test_load_realphotos_fixture_with_ignore(tmp_path: Path) -> None:
 def test_unknown_benchmark_name() -> None:
     with pytest.raises(ValueError, match="unknown benchmark"):
         load_benchmark("oxford105k", Path("."))
+
+
+def test_a_gt_json_folder_keeps_ignored_only_photos_in_the_database_and_crops_boxed_queries(
+    tmp_path: Path,
+) -> None:
+    gt = {
+        "scenes": {"tower": ["tower/0.jpg", "tower/1.jpg"], "bridge": ["bridge/0.jpg", "bridge/1.jpg"]},
+        "ignore": {"tower": ["blurry/0.jpg"]},  # listed nowhere else: a database image junk for tower queries
+        "distractors": ["other/0.jpg"],
+        "boxes": {"bridge/1.jpg": [1, 1, 6, 5]},
+    }
+    for relative in [
+        "tower/0.jpg",
+        "tower/1.jpg",
+        "bridge/0.jpg",
+        "bridge/1.jpg",
+        "blurry/0.jpg",
+        "other/0.jpg",
+    ]:
+        write_image(tmp_path / relative)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    benchmark = load_folder(tmp_path, name="mine")
+    assert benchmark.name == "mine" and benchmark.num_queries == 4 and benchmark.num_database == 6
+    assert benchmark.database_ids == [
+        "tower/0.jpg",
+        "tower/1.jpg",
+        "bridge/0.jpg",
+        "bridge/1.jpg",
+        "other/0.jpg",
+        "blurry/0.jpg",
+    ]
+    blurry = benchmark.database_ids.index("blurry/0.jpg")
+    assert blurry in benchmark.ground_truth[0].junk and blurry not in benchmark.ground_truth[2].junk
+    assert benchmark.query_boxes == [None, None, None, (1.0, 1.0, 6.0, 5.0)]
+    (tmp_path / "gt.json").write_text(json.dumps({**gt, "boxes": {"other/0.jpg": [0, 0, 1, 1]}}))
+    with pytest.raises(ValueError, match="'boxes' names photos that are no query"):
+        load_folder(tmp_path)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    assert load_benchmark("folder", tmp_path).num_database == 6
