@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.formats.gldv2 import load_gldv2_train
-from experiments.study_outputs import markdown_table
+from experiments.tables import metrics_table
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, configure_threads, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
@@ -72,17 +73,25 @@ def learn_whitening(
     return whitening
 
 
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    """A markdown table per benchmark, metrics in percent."""
-    lines = []
+def format_report(results: dict[str, dict[str, float]], cfg: DictConfig) -> str:
+    """``results.md``: a header naming the model, checkpoint and settings, then a table per benchmark (percent)."""
+    whitening = cfg.whitening.path or cfg.whitening.method or "none"
+    model = (
+        f"checkpoint `{cfg.ckpt_path}`"
+        if cfg.ckpt_path
+        else f"pretrained `{cfg.net.backbone}`, {cfg.net.pooling} pooling (no checkpoint)"
+    )
+    lines = [
+        f"# Evaluation, {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"- model: {model}",
+        f"- extraction: max side {cfg.extraction.max_side}, scales {list(cfg.extraction.scales)}",
+        f"- post-processing: query expansion k={cfg.post.query_expansion_k}, DBA k={cfg.post.dba_k}, "
+        f"top {cfg.post.top_k or 'all'}; whitening: {whitening}",
+        "",
+    ]
     for name, metrics in results.items():
-        keys = sorted(metrics)
-        lines += [
-            f"### {name}",
-            "",
-            markdown_table(keys, [[f"{100 * metrics[key]:.2f}" for key in keys]]),
-            "",
-        ]
+        lines += [f"## {name}", "", metrics_table(metrics), ""]
     return "\n".join(lines)
 
 
@@ -105,7 +114,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             net, benchmark, settings, descriptor_id, post, whitening, cfg.cache_dir, device
         )
         results[name] = result.metrics
-    table = format_table(results)
+    table = format_report(results, cfg)
     report = {
         "descriptor_id": descriptor_id,
         "settings": OmegaConf.to_container(cfg, resolve=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
+from experiments.tables import before_after_table, single_run_table
 from lightning_modules.loggers import finishing_wandb
 from retrieval.descriptor.network import configure_threads
 from retrieval.descriptor.weights import WeightsError
@@ -57,25 +59,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     results: dict[str, Any] = {"monitor": cfg.monitor}
     with finishing_wandb():
         if cfg.validate_before_training and cfg.ckpt_path is None:
-            results["before"] = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-            log.info("before training: %s", _format(results["before"]))
+            results["before"] = _rounded(trainer.validate(model, datamodule=datamodule, verbose=False)[0])
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         results["best_checkpoint"] = best or None
-        results["after"] = trainer.validate(
-            model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=False
-        )[0]
-        log.info("after training:  %s", _format(results["after"]))
+        results["after"] = _rounded(
+            trainer.validate(
+                model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=False
+            )[0]
+        )
     if trainer.is_global_zero:
         results_path = output_dir / "results.json"
         results_path.write_text(json.dumps(results, indent=2))
-        print(json.dumps(results, indent=2))
-        log.info("results written to %s", results_path)
+        if "before" in results:
+            table = before_after_table(results["before"], results["after"], cfg.monitor)
+        else:
+            table = single_run_table(results["after"], cfg.monitor)
+        (output_dir / "results.md").write_text(f"# Training run {output_dir.name}\n\n{table}\n")
+        print(table)
+        log.info("results written to %s and results.md (best checkpoint: %s)", results_path, best or "none")
     return results
 
 
-def _format(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.4f}" for name, value in sorted(metrics.items()))
+def _rounded(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Metrics as JSON shows them: six decimals (a float32 0.637499988 is 0.6375)."""
+    return {name: round(float(value), 6) for name, value in metrics.items()}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -49,7 +49,8 @@ from datamodules.analysis.noisy_labels import NoisyLabelSettings, noisy_label_sc
 from datamodules.analysis.scan import iter_chunk_rows, scan_images
 from datamodules.analysis.statistics import DatasetStatistics
 from datamodules.formats.gldv2 import read_train_clean_csv
-from experiments.study_outputs import markdown_table, settings_of
+from experiments.study_outputs import settings_of
+from experiments.tables import markdown_table
 from lightning_modules.loggers import finishing_wandb
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.network import configure_threads, resolve_device
@@ -433,7 +434,7 @@ def render_report(
             f"{noisy['candidates']} of {noisy['scored']} scored images exceed the threshold {threshold:.3f} "
             f"({noisy['threshold_rule']}).\n",
             _figure(plots, "noisy_label_scores", "noisy-label scores"),
-            _top_noisymarkdown_table(flags_path, scores),
+            _top_noisy_table(flags_path, scores),
         ]
     sections += [
         "\n## Files\n",
@@ -446,7 +447,7 @@ def render_report(
     return "\n".join(sections)
 
 
-def _top_noisymarkdown_table(flags_path: Path, scores: np.ndarray) -> str:
+def _top_noisy_table(flags_path: Path, scores: np.ndarray) -> str:
     """The ``_TOP_ROWS`` highest-scored images (id, landmark, score)."""
     ranked = np.argsort(np.nan_to_num(scores, nan=-1.0))[::-1][:_TOP_ROWS]
     wanted = {int(position): rank for rank, position in enumerate(ranked) if not np.isnan(scores[position])}

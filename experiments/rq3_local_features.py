@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments import study_outputs
+from experiments.tables import markdown_table
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.evaluation import benchmark_feature_store, query_local_features
@@ -236,7 +237,7 @@ def feature_table(summaries: list[FeatureSummary], global_dim: int) -> str:
     body.append(
         ["global GeM (float32)", "—", f"{global_dim} floats", "—", f"{dense_bytes_per_image(global_dim):,}"]
     )
-    return study_outputs.markdown_table(header, body)
+    return markdown_table(header, body)
 
 
 def plot(rows: list[CodebookRow], global_metric: float, global_bytes: int, metric: str) -> Figure:
@@ -302,7 +303,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "per image: BoW 8 per posting (int32 id, float32 weight), VLAD 4 per float, ASMK* per (image, "
             "word) an int32 id and one bit per descriptor dimension. Times on this machine's CPU.",
             "",
-            study_outputs.markdown_table(header, body),
+            markdown_table(header, body),
             "",
             *(["Vocabularies scaled down (too few descriptors):", *notes, ""] if notes else []),
             "## Local features",

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments import study_outputs
+from experiments.tables import markdown_table
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.evaluation import (
@@ -212,7 +213,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "sharing their matching and verification share it) on this machine's CPU, shared with other "
             "work; benchmarks/rerank.py measures speed on its own.",
             "",
-            study_outputs.markdown_table(header, rows),
+            markdown_table(header, rows),
         ]
     )
     report: dict[str, Any] = study_outputs.study_report(

@@ -135,16 +135,6 @@ def study_main(config_name: str, run: Callable[[DictConfig], object]) -> Callabl
     return main
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A markdown table; every cell is written with ``str``."""
-    for row in rows:
-        if len(row) != len(header):
-            raise ValueError(f"a row has {len(row)} cells for {len(header)} columns: {list(row)}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def extraction_ms_per_image(extractor: LocalExtractor, paths: Sequence[Path], max_images: int = 8) -> float:
     """Mean milliseconds to extract the local features of one image (decoding included), measured in this
     process on the first ``max_images`` of ``paths``."""

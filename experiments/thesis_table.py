@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from experiments import study_outputs
+from experiments.tables import markdown_table
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.evaluation import (
     benchmark_feature_store,
@@ -237,7 +238,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 else []
             ),
             "",
-            study_outputs.markdown_table(header, body),
+            markdown_table(header, body),
         ]
     )
     report: dict[str, Any] = study_outputs.study_report(

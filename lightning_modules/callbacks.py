@@ -101,7 +101,10 @@ class RetrievalEvaluation(pl.Callback):
                 )
             )
         picture = stack_rows(rows)
-        stage = "baseline" if trainer.state.fn != "fit" else f"epoch{trainer.current_epoch:03d}"
+        if trainer.state.fn == "fit":
+            stage = f"epoch{trainer.current_epoch:03d}"
+        else:  # trainer.validate: before training (no step yet) or after it
+            stage = "before-training" if trainer.global_step == 0 else "after-training"
         folder = Path(trainer.default_root_dir) / "retrieval"
         folder.mkdir(parents=True, exist_ok=True)
         picture.save(folder / f"{name}_{stage}_step{trainer.global_step}.png")

@@ -50,7 +50,8 @@ class ClassificationRetrievalModule(DescriptorModule):
                 "num_classes": num_classes,
                 "freeze_batchnorm": freeze_batchnorm,
                 "gem_lr_multiplier": gem_lr_multiplier,
-            }
+            },
+            logger=False,  # train.py logs the whole composed config once; these go into checkpoints
         )
 
     def _build_loss(self, num_classes: int) -> None:

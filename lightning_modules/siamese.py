@@ -37,7 +37,8 @@ class SiameseRetrievalModule(DescriptorModule):
                 "loss": repr(loss),
                 "freeze_batchnorm": freeze_batchnorm,
                 "gem_lr_multiplier": gem_lr_multiplier,
-            }
+            },
+            logger=False,  # train.py logs the whole composed config once; these go into checkpoints
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:

@@ -5,6 +5,8 @@ that made them — written by :func:`build_collection` (``index.py``), opened by
 Layout of a collection folder::
 
     CURRENT                    the generation readers open, replaced atomically once a build is complete
+    cache/                     work kept until a build succeeds (global descriptors, a local store being built):
+                               a failed or killed build resumes from it
     generations/<name>/        one complete build:
         collection.json        settings, descriptor id, images root, image ids and paths relative to it, skips
         net.pt                 the global network (config + weights, readable with weights_only=True)
@@ -21,6 +23,7 @@ the images folder, so both can be moved (``images_root=`` when opening).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,18 +38,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
+from retrieval.descriptor.extract import ExtractionSettings, cache_key, extract_cached, files_fingerprint
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
 from retrieval.local.features import LocalFeatureExtractor
-from retrieval.local.store import build_feature_store
+from retrieval.local.store import StoreMetadata, build_feature_store
 
 log = logging.getLogger(__name__)
 
 COLLECTION_FILE = "collection.json"
 CURRENT_FILE = "CURRENT"
 GENERATIONS = "generations"
+# Work kept until a build succeeds: global descriptors (.npz) and local-feature stores being built.
+CACHE = "cache"
 LOCAL_STORE = "local"
 GLOBAL_INDEX = "global"
 NETWORK_FILE = "net.pt"
@@ -190,7 +195,9 @@ def build_collection(
         descriptor_id: names the network's weights; with the settings' key it names the index (checked when the
             index is loaded).
         settings: global extraction settings (queries use the same).
-        make_index: ``make_index(dim=..., descriptor_id=...) → empty DescriptorIndex`` (flat, IVF-PQ, HNSW).
+        make_index: ``make_index(dim=..., descriptor_id=..., num_vectors=...) → empty DescriptorIndex`` (flat,
+            IVF-PQ, HNSW; :func:`retrieval.descriptor.index.create_index`), called before any extraction so that
+            parameters the collection is too small for are refused at once.
         local_extractor: local features to store for re-ranking, or ``None``.
         num_workers: processes for local-feature extraction.
 
@@ -198,32 +205,95 @@ def build_collection(
         the collection summary written to ``collection.json``.
     """
     root = Path(output_dir)
+    ids = list(listing.images)
+    paths = [listing.images[image_id] for image_id in ids]
+    index_id = f"{descriptor_id}|{settings.key()}"
+    # Refused before any work when the collection is too small for the index (e.g. IVF lists to train).
+    index = make_index(dim=net.output_dim, descriptor_id=index_id, num_vectors=len(ids))
     now = time.time_ns()
     name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now / 1e9)) + f".{now % 10**9:09d}-{os.getpid()}"
     partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
     partial.mkdir(parents=True)
-    ids = list(listing.images)
-    paths = [listing.images[image_id] for image_id in ids]
-    descriptors, readable = extract_descriptors(
-        net, paths, settings, device=device, description="global descriptors"
+    try:
+        summary = _build_generation(
+            partial,
+            root / CACHE,
+            listing,
+            ids,
+            paths,
+            net,
+            descriptor_id,
+            settings,
+            index,
+            local_extractor,
+            device,
+            num_workers,
+        )
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    os.replace(partial, root / GENERATIONS / name)
+    _switch_to(root, name)
+    # Kept: this build's descriptors (a rebuild with another index or local features reuses them).
+    current = f"{cache_key(f'{descriptor_id}|{files_fingerprint(paths)}', paths, settings, None)}.npz"
+    for stale in (root / CACHE).iterdir():
+        if stale.name != current:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    log.info(
+        "collection %s: %d images indexed, %d files skipped",
+        root,
+        summary["num_images"],
+        len(summary["skipped"]),
+    )
+    return summary
+
+
+def _build_generation(
+    partial: Path,
+    cache: Path,
+    listing: ImageListing,
+    ids: list[str],
+    paths: list[Path],
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    index: DescriptorIndex,
+    local_extractor: LocalFeatureExtractor | None,
+    device: str | torch.device | None,
+    num_workers: int,
+) -> dict[str, Any]:
+    """Fill the generation folder ``partial``. The work that takes long is kept in ``cache`` until the build
+    succeeds, so a failed or killed build resumes: the global descriptors of the same network, images and
+    settings are read back, a local-feature store resumes after its last complete shard."""
+    fingerprint = files_fingerprint(paths)
+    descriptors, readable = extract_cached(
+        net,
+        paths,
+        f"{descriptor_id}|{fingerprint}",
+        cache,
+        settings,
+        device=device,
+        description="global descriptors",
     )
     kept = np.flatnonzero(readable)
     skipped = dict(listing.skipped)
     for position in np.flatnonzero(~readable):
         skipped[paths[position].relative_to(listing.root).as_posix()] = _unreadable_reason(paths[position])
-    index_id = f"{descriptor_id}|{settings.key()}"
-    index = make_index(dim=net.output_dim, descriptor_id=index_id)
     index.add(descriptors[kept], [ids[i] for i in kept])
     index.save(partial / GLOBAL_INDEX)
     net.save(partial / NETWORK_FILE)
     if local_extractor is not None:
+        metadata = json.dumps(asdict(StoreMetadata.from_extractor(local_extractor)), sort_keys=True)
+        key = hashlib.sha256(f"{metadata}|{fingerprint}".encode()).hexdigest()[:24]
+        building = cache / f"local-{key}"
         build_feature_store(
-            partial / LOCAL_STORE, {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
+            building, {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
         )
+        os.replace(building, partial / LOCAL_STORE)
     summary = {
         "format_version": COLLECTION_FORMAT_VERSION,
         "descriptor_id": descriptor_id,
-        "index_id": index_id,
+        "index_id": index.descriptor_id,
         "num_images": len(kept),
         "images_root": str(listing.root.resolve()),
         "images": {ids[i]: paths[i].relative_to(listing.root).as_posix() for i in kept},
@@ -231,9 +301,6 @@ def build_collection(
         "extraction": asdict(settings),
     }
     (partial / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
-    os.replace(partial, root / GENERATIONS / name)
-    _switch_to(root, name)
-    log.info("collection %s: %d images indexed, %d files skipped", root, len(kept), len(skipped))
     return summary
 
 

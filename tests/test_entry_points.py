@@ -34,7 +34,12 @@ def test_evaluate_prints_and_writes_the_revisited_and_gldv2_tables(tiny_demo, tm
     report = evaluate.evaluate(cfg)
     assert {"easy/mAP", "medium/mAP", "hard/mAP", "medium/mP@10"} <= set(report["results"]["rdemo"])
     assert 0 < report["results"]["demo_gldv2"]["mAP@100"] <= 1
-    assert "### rdemo" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "- model: pretrained `tf_efficientnet_lite0`, gem pooling (no checkpoint)" in printed
+    rdemo = printed.split("## rdemo\n\n")[1].splitlines()
+    assert rdemo[0] == "|  | mAP | mP@1 | mP@5 | mP@10 |"  # the protocol's order, not alphabetical
+    assert [row.split(" | ")[0] for row in rdemo[2:5]] == ["| E", "| M", "| H"]
+    assert f"{100 * report['results']['rdemo']['medium/mAP']:.2f}" in rdemo[3]
     assert json.loads((tmp_path / "results.json").read_text())["results"] == report["results"]
     assert (tmp_path / "results.md").is_file() and (tmp_path / "whitening.npz").is_file()
 

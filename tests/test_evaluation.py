@@ -118,7 +118,7 @@ def test_the_callback_logs_the_exact_map_in_a_real_trainer_run(benchmark, tmp_pa
     )
     trainer.validate(Holder(), dataloaders=DataLoader([torch.zeros(1)]), verbose=False)
     assert trainer.callback_metrics["val/hand/mAP"].item() == pytest.approx(EXPECTED_MAP)
-    pictures = list((tmp_path / "retrieval").glob("hand_baseline_*.png"))
+    pictures = list((tmp_path / "retrieval").glob("hand_before-training_*.png"))
     assert len(pictures) == 1 and Image.open(pictures[0]).width > 0
 
 

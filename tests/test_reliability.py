@@ -36,6 +36,7 @@ from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.rerank import InliersRerank
+from retrieval.local.store import build_feature_store
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
 from serving.uploads import UploadLimits
@@ -150,6 +151,53 @@ def test_a_build_that_dies_leaves_the_previous_collection_searchable(corpus, net
     monkeypatch.undo()
     build(corpus, collection, net)  # the next build clears the partial one
     assert [path.name.endswith(".partial") for path in (collection / GENERATIONS).iterdir()] == [False, False]
+
+
+def test_an_index_the_collection_is_too_small_for_is_refused_before_any_work(
+    corpus, net, tmp_path, monkeypatch
+):
+    def no_extraction(*arguments, **keywords):
+        raise AssertionError("extraction started")
+
+    monkeypatch.setattr("retrieval.collection.extract_cached", no_extraction)
+    collection = tmp_path / "collection"
+    ivfpq = functools.partial(create_index, kind="ivfpq", nlist=None, m=8, nbits=8)
+    with pytest.raises(ValueError, match="use global_index=flat"):
+        build_collection(collection, list_images(corpus), net, descriptor_id(net), SETTINGS, ivfpq, EXTRACTOR)
+    assert not collection.exists()
+
+
+def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, tmp_path, monkeypatch, caplog):
+    """A build killed after extraction keeps its descriptors and its local features under cache/: the rerun
+    extracts nothing again (in this process: num_workers=0), and the cache holds only the current descriptors
+    afterwards."""
+    collection = tmp_path / "collection"
+
+    def killed_when_done(*arguments, **keywords):
+        build_feature_store(*arguments, **keywords)
+        raise KeyboardInterrupt  # as a kill right after the local features
+
+    monkeypatch.setattr("retrieval.collection.build_feature_store", killed_when_done)
+    with pytest.raises(KeyboardInterrupt):
+        build(corpus, collection, net)
+    monkeypatch.undo()
+    assert not list((collection / GENERATIONS).iterdir())  # the partial generation is removed
+    cached = sorted(path.name for path in (collection / "cache").iterdir())
+    assert len(cached) == 2 and cached[1].startswith("local-")  # descriptors .npz, the local store
+    extracted: list[int] = []
+    real_extract = LocalFeatureExtractor.from_path
+    monkeypatch.setattr(
+        LocalFeatureExtractor,
+        "from_path",
+        lambda self, *arguments, **keywords: (
+            extracted.append(1) or real_extract(self, *arguments, **keywords)
+        ),
+    )
+    with caplog.at_level("INFO"):
+        summary = build(corpus, collection, net)
+    assert "descriptors from cache" in caplog.text and not extracted
+    assert summary["num_images"] == 7
+    assert [path.suffix for path in (collection / "cache").iterdir()] == [".npz"]
 
 
 def test_a_rebuild_after_the_pictures_changed_uses_no_stale_features(corpus, net, tmp_path):

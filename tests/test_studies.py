@@ -8,7 +8,7 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.study_outputs import markdown_table
+from experiments.tables import markdown_table
 from tests.conftest import REPO_ROOT
 
 

@@ -50,6 +50,12 @@ def test_fast_dev_run_trains_validates_and_writes_results(tiny_demo, tmp_path):
     assert 0 < results["after"]["val/mAP"] <= 1
     assert "val/rdemo/medium/mAP" in results["after"] and "val/demo_gldv2/mAP@100" in results["after"]
     assert json.loads((tmp_path / "results.json").read_text())["after"] == results["after"]
+    assert all(value == round(value, 6) for value in results["after"].values())
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert table[2] == "| metric | before | after | change |"
+    assert table[4].startswith(f"| **{cfg.monitor}** | ")  # the monitored metric first
+    name, before, after, change = (cell.strip() for cell in table[5].strip("|").split("|"))
+    assert float(change) == pytest.approx(float(after) - float(before), abs=2e-4)
 
 
 def test_offline_hub_weights_fall_back_only_for_fast_dev_run(tiny_demo, tmp_path, monkeypatch):

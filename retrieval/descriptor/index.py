@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,33 +48,63 @@ class FlatParameters:
 
     kind: ClassVar[str] = "flat"
 
+    def sized_for(self, num_vectors: int) -> FlatParameters:
+        """Any number of vectors will do."""
+        return self
+
 
 @dataclass(frozen=True)
 class IVFPQParameters:
     """Inverted file over ``nlist`` spherical k-means cells, residuals product-quantised into ``m`` codes of
     ``nbits`` bits each; a search visits the ``nprobe`` nearest cells. Trained on at most
     ``training_sample_size`` vectors drawn at random from the first :meth:`DescriptorIndex.add`, unless
-    :meth:`DescriptorIndex.train` was called before."""
+    :meth:`DescriptorIndex.train` was called before. ``nlist=None`` chooses it from the collection size
+    (:meth:`sized_for`)."""
 
     kind: ClassVar[str] = "ivfpq"
-    nlist: int = 1024
+    nlist: int | None = 1024
     m: int = 64
     nbits: int = 8
     nprobe: int = 16
     training_sample_size: int = 262_144
 
     def __post_init__(self) -> None:
-        for name in ("nlist", "m", "nprobe", "training_sample_size"):
+        for name in ("m", "nprobe", "training_sample_size"):
             _check_positive(name, getattr(self, name))
+        if self.nlist is not None:
+            _check_positive("nlist", self.nlist)
+            if self.nprobe > self.nlist:
+                raise ValueError(f"nprobe={self.nprobe} exceeds nlist={self.nlist}")
         if not 1 <= self.nbits <= 16:
             raise ValueError(f"nbits must be in [1, 16], got {self.nbits}")
-        if self.nprobe > self.nlist:
-            raise ValueError(f"nprobe={self.nprobe} exceeds nlist={self.nlist}")
 
     @property
     def minimum_training_size(self) -> int:
         """Vectors needed to train: one per coarse cell and one per PQ centroid."""
-        return max(self.nlist, 2**self.nbits)
+        return max(self.nlist or 1, 2**self.nbits)
+
+    def sized_for(self, num_vectors: int) -> IVFPQParameters:
+        """These parameters for a collection of ``num_vectors``: an unset ``nlist`` becomes the power of two
+        nearest 4·√N (faiss' guideline: 4·√N to 16·√N cells), capped so that every cell trains on 39 vectors
+        or more, and ``nprobe`` at most ``nlist``.
+
+        Raises:
+            ValueError: too few vectors to train, with what to use instead; said before any extraction.
+        """
+        nlist = self.nlist
+        if nlist is None:
+            nearest_power = 2 ** max(0, round(math.log2(4 * math.sqrt(max(num_vectors, 1)))))
+            nlist = min(nearest_power, max(1, num_vectors // 39))
+        sized = dataclasses.replace(self, nlist=nlist, nprobe=min(self.nprobe, nlist))
+        if num_vectors < sized.minimum_training_size:
+            advice = "use global_index=flat (exact search, fast up to a few million images)"
+            if self.nlist is not None and num_vectors >= 2**self.nbits:
+                advice += " or global_index.nlist=null (chosen from the collection size)"
+            raise ValueError(
+                f"ivfpq with nlist={nlist}, nbits={self.nbits} needs at least {sized.minimum_training_size} "
+                f"training vectors, and this collection has {num_vectors} images: {advice}"
+            )
+        return sized
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,10 @@ class HNSWParameters:
     def __post_init__(self) -> None:
         for name in ("M", "ef_search", "ef_construction"):
             _check_positive(name, getattr(self, name))
+
+    def sized_for(self, num_vectors: int) -> HNSWParameters:
+        """Any number of vectors will do."""
+        return self
 
 
 IndexParameters = FlatParameters | IVFPQParameters | HNSWParameters
@@ -154,8 +189,13 @@ class DescriptorIndex:
         self.dim = dim
         self.descriptor_id = descriptor_id
         self.parameters: IndexParameters = parameters if parameters is not None else FlatParameters()
-        if isinstance(self.parameters, IVFPQParameters) and dim % self.parameters.m != 0:
-            raise ValueError(f"m={self.parameters.m} sub-quantizers must divide dim={dim}")
+        if isinstance(self.parameters, IVFPQParameters):
+            if dim % self.parameters.m != 0:
+                raise ValueError(f"m={self.parameters.m} sub-quantizers must divide dim={dim}")
+            if self.parameters.nlist is None:
+                raise ValueError(
+                    "nlist=None is chosen from the collection size: pass parameters.sized_for(N)"
+                )
         self._ids: list[str] = []
         self._gpu_resources: Any = None
         self._index = self._place(self._new_faiss_index(), device)
@@ -401,11 +441,21 @@ class DescriptorIndex:
 
 
 def create_index(
-    kind: str, dim: int, descriptor_id: str, device: Device = "auto", **parameters: Any
+    kind: str,
+    dim: int,
+    descriptor_id: str,
+    device: Device = "auto",
+    num_vectors: int | None = None,
+    **parameters: Any,
 ) -> DescriptorIndex:
     """Build an empty :class:`DescriptorIndex` from flat keyword arguments, as a Hydra config gives them, e.g.
-    ``create_index("ivfpq", 512, "gem-r101@1024px", nlist=4096, m=64, nbits=8, nprobe=32)``."""
-    return DescriptorIndex(dim, descriptor_id, make_parameters(kind, **parameters), device=device)
+    ``create_index("ivfpq", 512, "gem-r101@1024px", nlist=4096, m=64, nbits=8, nprobe=32)``. With
+    ``num_vectors`` (the collection size) the parameters are sized for it and refused if it is too small to
+    train them — before anything is extracted."""
+    chosen = make_parameters(kind, **parameters)
+    if num_vectors is not None:
+        chosen = chosen.sized_for(num_vectors)
+    return DescriptorIndex(dim, descriptor_id, chosen, device=device)
 
 
 def exact_search(

@@ -15,6 +15,7 @@ from retrieval.descriptor.index import (
     create_index,
     exact_search,
     faiss_gpu_available,
+    make_parameters,
 )
 
 DIM = 32
@@ -293,3 +294,26 @@ def test_exact_search_validates_input(rng: np.random.Generator) -> None:
         exact_search(database, database, 11)
     with pytest.raises(ValueError, match="must be"):
         exact_search(database[:, :5], database, 3)
+
+
+@pytest.mark.parametrize(
+    ("num_vectors", "nlist"),
+    # 4·√N → nearest power of two, at most N // 39: 10,000 → 400 → 512, capped at 256; 1M → 4,000 → 4,096.
+    [(10_000, 256), (1_000_000, 4096), (300, 7)],
+)
+def test_ivfpq_lists_are_chosen_from_the_collection_size(num_vectors: int, nlist: int) -> None:
+    sized = make_parameters("ivfpq", nlist=None, nbits=4, nprobe=32).sized_for(num_vectors)
+    assert isinstance(sized, IVFPQParameters)
+    assert sized.nlist == nlist and sized.nprobe == min(32, nlist)
+
+
+def test_a_collection_too_small_for_ivfpq_is_refused_with_what_to_use() -> None:
+    with pytest.raises(
+        ValueError, match=r"needs at least 256 training vectors.*187 images: use global_index=flat"
+    ):
+        create_index("ivfpq", 64, "d", m=8, nbits=8, nlist=None, num_vectors=187)
+    with pytest.raises(ValueError, match=r"or global_index\.nlist=null"):
+        create_index("ivfpq", 64, "d", m=8, nbits=8, nlist=4096, num_vectors=1000)
+    assert create_index("flat", 64, "d", num_vectors=1).kind == "flat"
+    with pytest.raises(ValueError, match="sized_for"):
+        DescriptorIndex(64, "d", IVFPQParameters(nlist=None, m=8))
