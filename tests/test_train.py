@@ -54,7 +54,7 @@ def test_fast_dev_run_trains_validates_and_writes_results(tiny_demo, tmp_path):
     table = (tmp_path / "results.md").read_text().splitlines()
     assert table[2] == "| metric | before | after | change |"
     assert table[4].startswith(f"| **{cfg.monitor}** | ")  # the monitored metric first
-    name, before, after, change = (cell.strip() for cell in table[5].strip("|").split("|"))
+    _, before, after, change = (cell.strip() for cell in table[5].strip("|").split("|"))
     assert float(change) == pytest.approx(float(after) - float(before), abs=2e-4)
 
 
