@@ -16,16 +16,16 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.formats.gldv2 import load_gldv2_train
+from experiments.app import app_main
 from experiments.tables import metrics_table
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
-from retrieval.descriptor.network import GlobalDescriptorNet, configure_threads, load_network, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 from retrieval.evaluation import evaluate_benchmark
 
@@ -127,9 +127,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@app_main("evaluate")
 def main(cfg: DictConfig) -> None:
-    configure_threads()
     evaluate(cfg)
 
 

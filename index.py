@@ -12,20 +12,19 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from experiments.app import app_main
 from retrieval.collection import build_collection, list_images
 from retrieval.descriptor.extract import ExtractionSettings
-from retrieval.descriptor.network import configure_threads, load_network, resolve_device
+from retrieval.descriptor.network import load_network, resolve_device
 
 log = logging.getLogger("index")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="index")
+@app_main("index")
 def main(cfg: DictConfig) -> None:
-    configure_threads()
     net, descriptor_id = load_network(cfg.ckpt_path, lambda: instantiate(cfg.net))
     settings: ExtractionSettings = instantiate(cfg.extraction)
     local_extractor = instantiate(cfg.local_features) if cfg.get("local_features") else None

@@ -1,7 +1,8 @@
 """Search a collection:  python search.py query=<image or folder> [rerank=inliers|fusion|delg|none]
 
-Writes, into the run folder, ``results.json`` (the top 10 of every query with global and final scores and
-inliers) and one PNG per query: the query and its top 10, plus the verified matches with each result.
+Writes, into the run folder, ``results.json`` (the top 10 of every query with global and final scores,
+inliers and the same-place verdict) and one PNG per query: the query and its top 10, plus the verified matches
+of the top results.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from experiments.app import app_main
 from retrieval.collection import list_images
-from retrieval.descriptor.network import configure_threads, resolve_device
+from retrieval.descriptor.network import resolve_device
 from retrieval.images import ImageLoadError, decode
-from retrieval.search_engine import SearchEngine, SearchHit
-from retrieval.visualize import ResultCard, draw_matches, render_search_picture
+from retrieval.local.verdict import VerdictThreshold
+from retrieval.search_engine import SearchEngine, SearchHit, describe_score
+from retrieval.visualize import ResultCard, draw_matches, format_score, render_search_picture
 
 log = logging.getLogger("search")
 
@@ -31,23 +33,27 @@ PICTURE_SIDE = 1024
 MATCHED_RESULTS = 3
 
 
-def caption(hit: SearchHit, reranked: bool) -> str:
+def verdict(hit: SearchHit, threshold: VerdictThreshold | None, reranked: bool) -> str:
     """What local evidence says of a result, in a few words."""
-    matches = hit.correspondences
     if not reranked:
         return "global similarity only"
-    if matches is None:
-        return "not re-ranked"
-    if matches.verified:
-        return f"{hit.inliers} verified inliers"
-    return f"{len(matches.inliers)} tentative matches"
+    if threshold is None:
+        return "no geometric verification"
+    if hit.inliers is None:
+        return "inliers not computed"
+    if hit.verified:
+        return f"same place: {hit.inliers} inliers"
+    return f"not verified: {hit.inliers} < {threshold.min_inliers}"
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+@app_main("search")
 def main(cfg: DictConfig) -> None:
-    configure_threads()
     engine = SearchEngine(cfg.collection_dir, device=resolve_device(cfg.device))
     rerank_config = instantiate(cfg.rerank) if cfg.get("rerank") else None
+    threshold = engine.verdict_threshold(rerank_config)
+    score_label = describe_score(rerank_config)
+    if threshold is not None:
+        log.info("same place: %s", threshold.describe())
     query_path = Path(cfg.query)
     queries = list_images(query_path).images if query_path.is_dir() else {query_path.stem: query_path}
     output_dir = Path(cfg.paths.output_dir)
@@ -62,13 +68,19 @@ def main(cfg: DictConfig) -> None:
                 rerank_config=rerank_config,
                 shortlist=cfg.shortlist,
                 with_correspondences=True,
+                exclude_query_image=cfg.exclude_query_image,
             )
             query = decode(path, max_side=PICTURE_SIDE)
         except ImageLoadError as error:
             log.warning("query skipped: %s", error)
             failed[str(path)] = str(error)
             continue
-        results[name] = {"query": str(path), "results": [hit.summary() for hit in hits]}
+        results[name] = {
+            "query": str(path),
+            "score": score_label,
+            "same_place_threshold": threshold.describe() if threshold is not None else None,
+            "results": [hit.summary() for hit in hits],
+        }
         pictures = []
         for hit in hits[: MATCHED_RESULTS if cfg.draw_matches else 0]:
             matches = hit.correspondences
@@ -86,16 +98,17 @@ def main(cfg: DictConfig) -> None:
                         point_sizes=(query.original_size, database.original_size),
                     )
                 )
+        captions = [verdict(hit, threshold, rerank_config is not None) for hit in hits]
         cards = [
-            ResultCard(Path(hit.path), rank, hit.score, caption(hit, rerank_config is not None))
-            for rank, hit in enumerate(hits, start=1)
+            ResultCard(Path(hit.path), rank, hit.score, text, hit.verified)
+            for rank, (hit, text) in enumerate(zip(hits, captions, strict=True), start=1)
         ]
         safe_name = name.replace("/", "_")
-        render_search_picture(path, cards, pictures).save(output_dir / f"{safe_name}.png")
-        print(f"{path}:")
-        for rank, hit in enumerate(hits, start=1):
+        render_search_picture(path, cards, pictures, score_label).save(output_dir / f"{safe_name}.png")
+        print(f"{path}:  (score: {score_label})")
+        for rank, (hit, text) in enumerate(zip(hits, captions, strict=True), start=1):
             print(
-                f"  {rank:2d}. {hit.image_id}  score {hit.score:.4f}  global {hit.global_score:.4f}  inliers {hit.inliers}"
+                f"  {rank:2d}. {hit.image_id}  score {format_score(hit.score)}  global {hit.global_score:.3f}  {text}"
             )
     (output_dir / "results.json").write_text(json.dumps({"queries": results, "failed": failed}, indent=2))
     if failed:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra
 import uvicorn
 from fastapi import FastAPI
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from retrieval.descriptor.network import configure_threads, resolve_device
+from experiments.app import app_main
+from retrieval.descriptor.network import resolve_device
 from retrieval.search_engine import SearchEngine
 from serving.app import create_app
 from serving.uploads import UploadLimits, return_large_buffers_to_the_system
@@ -50,9 +50,8 @@ def build_app(cfg: DictConfig) -> FastAPI:
     )
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="serve")
+@app_main("serve")
 def main(cfg: DictConfig) -> None:
-    configure_threads()
     app = build_app(cfg)
     log.info("serving http://%s:%d/", cfg.host, cfg.port)
     # log_config=None keeps Hydra's logging: uvicorn's lines go to the console and the run's log file.

@@ -14,16 +14,15 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-import hydra
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
+from experiments.app import app_main
 from experiments.tables import before_after_table, single_run_table
 from lightning_modules.loggers import finishing_wandb
-from retrieval.descriptor.network import configure_threads
 from retrieval.descriptor.weights import WeightsError
 
 log = logging.getLogger("train")
@@ -86,9 +85,8 @@ def _rounded(metrics: Mapping[str, float]) -> dict[str, float]:
     return {name: round(float(value), 6) for name, value in metrics.items()}
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@app_main("train")
 def main(cfg: DictConfig) -> float | None:
-    configure_threads()
     results = train(cfg)
     value = results.get("after", {}).get(cfg.monitor)
     return None if value is None else float(value)  # the objective of hparams_search sweeps

@@ -13,7 +13,7 @@ from datamodules.image_datasets import (
     build_train_transform,
     collate_skipping_failures,
 )
-from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
+from datamodules.landmarks import LandmarkDataModule, LandmarkSplit, checked_int
 
 
 class LandmarkClassificationDataModule(LandmarkDataModule):
@@ -37,9 +37,7 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
         decode_max_side: int | None = None,
     ) -> None:
         super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.batch_size = batch_size
+        self.batch_size = checked_int("batch_size", batch_size)
         self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.class_of_landmark: dict[int, int] = {}
 

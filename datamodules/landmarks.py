@@ -18,6 +18,14 @@ from datamodules.image_datasets import ImageListDataset, build_eval_transform, c
 log = logging.getLogger(__name__)
 
 
+def checked_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` as a config gives it, refused with its key's name unless it is an integer ≥ ``minimum``
+    (``data.batch_size=abc`` says so here, not in a comparison deep in a worker)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"data.{name} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
 class IdFilter(Protocol):
     """Anything that names training images to leave out (e.g. ``datamodules.filters.DataFilters``)."""
 
@@ -83,9 +91,10 @@ class LandmarkDataModule(pl.LightningDataModule):
         decode_max_side: int | None = None,
     ) -> None:
         super().__init__()
-        if extraction_batch_size < 1 or image_size < 16:
-            raise ValueError("extraction_batch_size must be positive and image_size at least 16")
-        if decode_max_side is not None and decode_max_side < image_size:
+        checked_int("extraction_batch_size", extraction_batch_size)
+        checked_int("image_size", image_size, 16)
+        checked_int("num_workers", num_workers, 0)
+        if decode_max_side is not None and checked_int("decode_max_side", decode_max_side) < image_size:
             raise ValueError(
                 f"decode_max_side ({decode_max_side}) must be at least image_size ({image_size})"
             )

@@ -24,7 +24,7 @@ from datamodules.image_datasets import (
     build_train_transform,
     collate_skipping_failures,
 )
-from datamodules.landmarks import LandmarkDataModule, LandmarkSplit
+from datamodules.landmarks import LandmarkDataModule, LandmarkSplit, checked_int
 from retrieval.descriptor.mining import TupleMining, mine_epoch_tuples
 from retrieval.images import ImageLoadError, load_rgb
 from retrieval.progress import stage
@@ -85,8 +85,8 @@ class TupleDataModule(LandmarkDataModule):
         decode_max_side: int | None = None,
     ) -> None:
         super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
-        if tuples_per_epoch < 1 or batch_size < 1:
-            raise ValueError("tuples_per_epoch and batch_size must be positive")
+        checked_int("tuples_per_epoch", tuples_per_epoch)
+        checked_int("batch_size", batch_size)
         self.mining = mining
         self.tuples_per_epoch = tuples_per_epoch
         self.batch_size = batch_size

@@ -33,7 +33,6 @@ from typing import Any
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
-import hydra
 import matplotlib
 
 matplotlib.use("Agg")
@@ -49,11 +48,12 @@ from datamodules.analysis.noisy_labels import NoisyLabelSettings, noisy_label_sc
 from datamodules.analysis.scan import iter_chunk_rows, scan_images
 from datamodules.analysis.statistics import DatasetStatistics
 from datamodules.formats.gldv2 import read_train_clean_csv
+from experiments.app import app_main
 from experiments.study_outputs import settings_of
 from experiments.tables import markdown_table
 from lightning_modules.loggers import finishing_wandb
 from retrieval.descriptor.extract import ExtractionSettings
-from retrieval.descriptor.network import configure_threads, resolve_device
+from retrieval.descriptor.network import resolve_device
 from retrieval.duplicates import choose_num_bands, duplicate_representatives, near_duplicate_pairs
 
 log = logging.getLogger("analyze_dataset")
@@ -541,9 +541,8 @@ def run(cfg: DictConfig) -> AnalysisOutputs:
     return outputs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
+@app_main("analyze")
 def main(cfg: DictConfig) -> None:
-    configure_threads()
     outputs = run(cfg)
     summary = outputs.summary
     print(

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import matplotlib
 
 matplotlib.use("Agg")
@@ -23,16 +22,16 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
+from experiments.app import app_main
 from lightning_modules.loggers import finishing_wandb
 from retrieval.benchmark import RetrievalBenchmark
 from retrieval.descriptor.extract import ExtractionSettings, files_fingerprint
-from retrieval.descriptor.network import GlobalDescriptorNet, configure_threads, load_network, resolve_device
+from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.evaluation import BenchmarkResult, evaluate_benchmark
 from retrieval.local.features import LocalExtractor
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # Config keys every study's report records.
 COMMON_SETTINGS = ("benchmark", "max_queries", "extraction")
 
@@ -124,15 +123,9 @@ def headline_names(benchmark: RetrievalBenchmark) -> tuple[str, ...]:
     return HEADLINE_METRICS[benchmark.protocol]
 
 
-def study_main(config_name: str, run: Callable[[DictConfig], object]) -> Callable[[], None]:
+def study_main(config_name: str, run: Callable[[DictConfig], object]) -> Callable[..., object]:
     """The command-line entry point of a study: ``run`` under Hydra with ``conf/<config_name>.yaml``."""
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
-    def main(cfg: DictConfig) -> None:
-        configure_threads()
-        run(cfg)
-
-    return main
+    return app_main(config_name)(run)
 
 
 def extraction_ms_per_image(extractor: LocalExtractor, paths: Sequence[Path], max_images: int = 8) -> float:

@@ -48,6 +48,9 @@ class DescriptorModule(pl.LightningModule):
         gem_lr_multiplier: float = 10.0,
     ) -> None:
         super().__init__()
+        if gem_lr_multiplier <= 0:
+            raise ValueError(f"model.gem_lr_multiplier must be positive, got {gem_lr_multiplier}")
+        _try_optimizer(optimizer, scheduler)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -149,3 +152,14 @@ class DescriptorModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["net_config"] = self.net.config
+
+
+def _try_optimizer(optimizer: OptimizerFactory, scheduler: SchedulerFactory | None) -> None:
+    """Build the optimizer and scheduler once on a stand-in parameter, so that a bad setting (``optimizer.lr=-1``)
+    is refused when the model is built, not after the first validation."""
+    try:
+        built = optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}])
+        if scheduler is not None:
+            scheduler(built)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the optimizer or scheduler config is invalid: {error}") from error

@@ -313,3 +313,34 @@ def evaluate_reranking(
         )
         for name in methods
     }
+
+
+def verified_pair_inliers(
+    benchmark: RetrievalBenchmark,
+    global_result: BenchmarkResult,
+    query_features: Sequence[LocalFeatures],
+    store: FeatureStore,
+    method: RerankMethod,
+    top_k: int,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The verified inliers of every query with each of its global ``top_k`` candidates (junk excluded), as the
+    search re-ranks them: (P,) over same-place pairs (easy or hard positives) and (N,) over different-place
+    pairs — the measurements a same-place threshold is calibrated on."""
+    if method.verification_key() is None:
+        raise ValueError(f"{method.describe()!r} verifies no geometry: it counts no inliers")
+    positives: list[np.ndarray] = []
+    negatives: list[np.ndarray] = []
+    with stage(
+        f"{benchmark.name}: verifying the top {top_k}", len(query_features), "queries", progress
+    ) as bar:
+        for query, features in enumerate(query_features):
+            row = global_result.ranking[query]
+            candidates = row[shortlist_positions(row, benchmark.ground_truth[query].junk, top_k)]
+            evidence = method.gather(features, [benchmark.database_ids[index] for index in candidates], store)
+            truth = benchmark.ground_truth[query]
+            same_place = np.isin(candidates, np.union1d(truth.easy, truth.hard))
+            positives.append(evidence.num_inliers[same_place])
+            negatives.append(evidence.num_inliers[~same_place])
+            bar.update(1)
+    return np.concatenate(positives).astype(np.int64), np.concatenate(negatives).astype(np.int64)

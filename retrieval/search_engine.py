@@ -32,6 +32,7 @@ from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.local.features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
 from retrieval.local.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata
+from retrieval.local.verdict import VERDICT_FILE, VerdictThreshold, VerdictThresholds
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,23 @@ def query_extractor(metadata: StoreMetadata) -> LocalFeatureExtractor:
     return LocalFeatureExtractor(metadata.method, metadata.max_keypoints, metadata.max_side)  # type: ignore[arg-type]
 
 
+# A result at this cosine or above is the query's own image (or an exact copy): an indexed image searched as a
+# query scores > 0.999 (tests/test_reliability.py), different photos of one place stay far below.
+SAME_IMAGE_COSINE = 0.999
+
+
+def describe_score(rerank_config: RerankMethod | None) -> str:
+    """What a search's ``score`` is: the re-ranking's formula, or the global cosine similarity."""
+    return "cosine similarity of global descriptors" if rerank_config is None else rerank_config.describe()
+
+
 @dataclass(frozen=True)
 class SearchHit:
-    """One result: ``score`` is the final (possibly fused) score; ``inliers`` 0 without re-ranking.
+    """One result: ``score`` ranks it (the re-ranking's score, else ``global_score``, the cosine similarity).
 
+    ``inliers`` are the verified inliers, and ``verified`` whether they reach the same-place threshold
+    (:meth:`SearchEngine.verdict_threshold`); both None when no verification ran for this result (no
+    re-ranking, a method without geometry, or a result outside the re-ranked shortlist).
     ``correspondences`` (only when asked for) are the matches and inliers the re-ranking itself computed
     for this result, for drawing; None for results it did not re-rank.
     """
@@ -61,7 +75,8 @@ class SearchHit:
     path: str
     score: float
     global_score: float
-    inliers: int
+    inliers: int | None = None
+    verified: bool | None = None
     correspondences: PairCorrespondences | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
@@ -106,6 +121,7 @@ class SearchEngine:
         self.store = FeatureStore(store_dir) if (store_dir / METADATA_FILE).is_file() else None
         self.local_extractor = query_extractor(self.store.metadata) if self.store is not None else None
         self.paths: dict[str, str] = image_paths(self.manifest, images_root)
+        self.verdicts = VerdictThresholds(self.root / VERDICT_FILE)
         self._check_consistent()
         self._lock = threading.Lock()
 
@@ -167,6 +183,20 @@ class SearchEngine:
                 f"{self.root} holds {self.store.metadata.method} keypoints"
             )
 
+    def verdict_key(self, rerank_config: RerankMethod) -> str | None:
+        """The key of the same-place threshold of ``rerank_config`` on this collection (its local features and
+        verification settings); None for a method that verifies no geometry."""
+        verification = rerank_config.verification_key()
+        if verification is None or self.store is None:
+            return None
+        return f"{self.store.metadata}|{verification}"
+
+    def verdict_threshold(self, rerank_config: RerankMethod | None) -> VerdictThreshold | None:
+        """The same-place threshold a search with ``rerank_config`` applies: calibrated for this collection
+        (``verdict.json``) or the default; None when that search verifies nothing."""
+        key = None if rerank_config is None else self.verdict_key(rerank_config)
+        return None if key is None else self.verdicts.get(key)
+
     def query_features(self, query: Query, max_pixels: int | None = None) -> LocalFeatures:
         """Local features of a query, with the collection's settings (a file exactly as an indexed one).
 
@@ -201,11 +231,13 @@ class SearchEngine:
         shortlist: int = 100,
         with_correspondences: bool = False,
         max_pixels: int | None = None,
+        exclude_query_image: bool = False,
     ) -> list[SearchHit]:
         """The ``top_k`` nearest collection images to ``query`` (a file, decoded as indexed files are, or an
         image in memory); with ``rerank_config``, the global ``shortlist`` is re-ranked with local features
         first (and ``with_correspondences`` keeps each re-ranked hit's matches, for drawing). ``max_pixels``
-        bounds what a query file may decode to.
+        bounds what a query file may decode to. ``exclude_query_image`` drops the query's own image: the
+        indexed file at the query's path, and any result at cosine :data:`SAME_IMAGE_COSINE` or above.
 
         Raises:
             retrieval.images.ImageLoadError: a query file cannot be read.
@@ -215,15 +247,23 @@ class SearchEngine:
         if rerank_config is not None:
             self.check_rerank(rerank_config)
         descriptor = self.query_descriptor(query, max_pixels)
-        depth = min(max(top_k, shortlist if rerank_config is not None else top_k), len(self.index))
+        wanted = max(top_k, shortlist if rerank_config is not None else top_k)
+        # One extra result: the query's own image, if it is excluded.
+        depth = min(wanted + int(exclude_query_image), len(self.index))
         result = self.index.search(descriptor, depth)
         valid = result.indices[0] >= 0
         candidate_ids = [image_id for image_id in result.ids[0]]
         global_scores = result.scores[0][valid].astype(np.float64)
+        if exclude_query_image:
+            candidate_ids, global_scores = self._without_query_image(
+                query, candidate_ids, global_scores, wanted
+            )
         reranked: RerankResult | None = None
+        threshold = self.verdict_threshold(rerank_config)
+        inliers: np.ndarray | None = None
         if rerank_config is None or self.store is None:
             order = np.arange(len(candidate_ids))
-            scores, inliers = global_scores, np.zeros(len(candidate_ids), dtype=np.int64)
+            scores = global_scores
         else:
             features = self.query_features(query, max_pixels)
             try:
@@ -234,20 +274,39 @@ class SearchEngine:
                 raise CollectionError(
                     f"{self.generation}: the local features cannot be read ({error})"
                 ) from error
-            order, scores, inliers = reranked.order, reranked.scores, reranked.num_inliers
-        return [
-            SearchHit(
-                image_id=candidate_ids[i],
-                path=self.paths[candidate_ids[i]],
-                score=float(scores[i]),
-                global_score=float(global_scores[i]),
-                inliers=int(inliers[i]),
-                correspondences=reranked.correspondences(int(i))
-                if with_correspondences and reranked is not None
-                else None,
+            order, scores = reranked.order, reranked.scores
+            if threshold is not None:
+                inliers = reranked.num_inliers
+        hits = []
+        for i in order[:top_k]:
+            count = int(inliers[i]) if inliers is not None else None
+            hits.append(
+                SearchHit(
+                    image_id=candidate_ids[i],
+                    path=self.paths[candidate_ids[i]],
+                    score=float(scores[i]),
+                    global_score=float(global_scores[i]),
+                    inliers=count,
+                    verified=threshold.verified(count) if threshold is not None else None,
+                    correspondences=reranked.correspondences(int(i))
+                    if with_correspondences and reranked is not None
+                    else None,
+                )
             )
-            for i in order[:top_k]
-        ]
+        return hits
+
+    def _without_query_image(
+        self, query: Query, candidate_ids: list[str], global_scores: np.ndarray, keep: int
+    ) -> tuple[list[str], np.ndarray]:
+        """The first ``keep`` candidates that are not the query's own image."""
+        own_path = str(Path(query).resolve()) if isinstance(query, str | Path) else None
+        kept = [
+            position
+            for position, image_id in enumerate(candidate_ids)
+            if global_scores[position] < SAME_IMAGE_COSINE
+            and (own_path is None or str(Path(self.paths[image_id]).resolve()) != own_path)
+        ][:keep]
+        return [candidate_ids[position] for position in kept], global_scores[kept]
 
     def correspondences(
         self,

@@ -143,12 +143,19 @@ def draw_matches(
 
 @dataclass(frozen=True)
 class ResultCard:
-    """One result of a search picture: its image, rank, score and what local verification said of it."""
+    """One result of a search picture: its image, rank, score and what local verification said of it
+    (``verified``: True green, False grey, None no verdict)."""
 
     path: Path
     rank: int
     score: float
     caption: str
+    verified: bool | None = None
+
+
+def format_score(score: float) -> str:
+    """Whole numbers (inlier counts) stay whole; other scores get three decimals."""
+    return f"{score:.0f}" if float(score).is_integer() else f"{score:.3f}"
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -159,12 +166,14 @@ def render_search_picture(
     query_path: Path,
     cards: Sequence[ResultCard],
     match_pictures: Sequence[Image.Image] = (),
+    score_label: str = "score",
     columns: int = 5,
     thumbnail_size: int = 200,
     max_match_width: int = 1000,
 ) -> Image.Image:
     """A search at a glance: the query (large, left), the results as a grid of ``columns`` with rank, score and
-    caption in legible type, and the match pictures of the top results beside them at bounded width."""
+    caption in legible type (``score_label`` says what the score is), and the match pictures of the top
+    results beside them at bounded width."""
     title, body = _font(20), _font(15)
     gap, caption_height = 12, 44
     query = _thumbnail(query_path, 2 * thumbnail_size)
@@ -186,14 +195,19 @@ def render_search_picture(
     canvas.paste(query, (gap, gap + 28))
     left = gap + query.width + 2 * gap
     draw.text((left, gap), f"top {len(cards)}", fill=(0, 0, 0), font=title)
+    draw.text((left + 90, gap + 4), f"score: {score_label}", fill=(70, 70, 70), font=body)
     for index, card in enumerate(cards):
         x = left + (index % columns) * cell_width
         y = gap + 28 + (index // columns) * cell_height
         canvas.paste(_thumbnail(card.path, thumbnail_size), (x, y))
         draw.text(
-            (x, y + thumbnail_size + 2), f"#{card.rank}  score {card.score:.3f}", fill=(0, 0, 0), font=body
+            (x, y + thumbnail_size + 2),
+            f"#{card.rank}  score {format_score(card.score)}",
+            fill=(0, 0, 0),
+            font=body,
         )
-        draw.text((x, y + thumbnail_size + 21), card.caption, fill=(70, 70, 70), font=body)
+        colour = {True: (20, 130, 60), False: (110, 110, 110), None: (70, 70, 70)}[card.verified]
+        draw.text((x, y + thumbnail_size + 21), card.caption, fill=colour, font=body)
     top = gap + 28
     for picture in scaled:
         canvas.paste(picture, (left + grid_width + gap, top))

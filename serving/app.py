@@ -42,7 +42,7 @@ from pydantic import BaseModel
 from retrieval.collection import CollectionError
 from retrieval.images import DecodedImage, ImageLoadError, decode
 from retrieval.local.rerank import KEYPOINTS, RerankMethod
-from retrieval.search_engine import SearchEngine
+from retrieval.search_engine import SearchEngine, describe_score
 from retrieval.visualize import draw_matches
 from serving.uploads import BodySizeLimit, ClientError, UploadLimits, format_size, received_upload
 
@@ -66,22 +66,28 @@ ImageId = Annotated[str, Form(description="a collection image id, as POST /searc
 
 
 class SearchResult(BaseModel):
-    """One result: ``score`` ranks it (the re-ranking's score, or ``global_score`` without re-ranking)."""
+    """One result: ``score`` ranks it (the re-ranking's score, or ``global_score`` without re-ranking);
+    ``inliers`` and ``verified`` (inliers ≥ the same-place threshold) are null when no verification ran."""
 
     rank: int
     image_id: str
     score: float
     global_score: float
-    inliers: int
+    inliers: int | None
+    verified: bool | None
     thumbnail_url: str
 
 
 class SearchResponse(BaseModel):
-    """The results best first, the search time (descriptor, index, re-ranking) and the re-ranking used."""
+    """The results best first, the search time (descriptor, index, re-ranking), the re-ranking used, what the
+    score is, and the same-place threshold applied (null when no verification ran)."""
 
     results: list[SearchResult]
     timing_ms: float
     rerank: str
+    score_label: str
+    min_inliers: int | None
+    threshold: str | None
 
 
 class RerankOption(BaseModel):
@@ -104,6 +110,12 @@ class Options(BaseModel):
 def describe_rerank(config: RerankMethod | None) -> str:
     """One line for the page: the method's own description."""
     return NO_RERANK_DESCRIPTION if config is None else config.describe()
+
+
+# Form field: drop the query's own image (an indexed photo searched again).
+ExcludeQueryImage = Annotated[
+    bool, Form(description="drop results that are the query image itself (cosine ≥ 0.999)")
+]
 
 
 def encode_jpeg(image: Image.Image) -> bytes:
@@ -231,7 +243,12 @@ def create_app(
         )
 
     @app.post("/search")
-    def search(request: Request, file: QueryPhoto, rerank: RerankName = None) -> SearchResponse:
+    def search(
+        request: Request,
+        file: QueryPhoto,
+        rerank: RerankName = None,
+        exclude_query_image: ExcludeQueryImage = False,
+    ) -> SearchResponse:
         """The ``top_k`` nearest collection images; ``timing_ms`` is the search alone (descriptor, index,
         re-ranking), not the upload."""
         rerank_name, rerank_config = choose_rerank(rerank)
@@ -243,8 +260,10 @@ def create_app(
                 rerank_config=rerank_config,
                 shortlist=shortlist,
                 max_pixels=uploads.max_pixels,
+                exclude_query_image=exclude_query_image,
             )
             timing_ms = (time.perf_counter() - started) * 1000
+        threshold = engine.verdict_threshold(rerank_config)
         log.info(
             "search %s (%dx%d, rerank %s): %.0f ms",
             file.filename,
@@ -260,6 +279,7 @@ def create_app(
                     score=hit.score,
                     global_score=hit.global_score,
                     inliers=hit.inliers,
+                    verified=hit.verified,
                     thumbnail_url=str(
                         request.url_for("thumbnail", image_id=quote(hit.image_id)).include_query_params(
                             size=THUMBNAIL_SIZE
@@ -270,6 +290,9 @@ def create_app(
             ],
             timing_ms=round(timing_ms, 1),
             rerank=rerank_name,
+            score_label=describe_score(rerank_config),
+            min_inliers=threshold.min_inliers if threshold is not None else None,
+            threshold=threshold.describe() if threshold is not None else None,
         )
 
     @app.get(

@@ -70,7 +70,16 @@ def test_upload_shows_the_top_10_and_a_click_shows_the_matches(page, tiny_demo):
     assert [cards.nth(i).get_attribute("data-rank") for i in range(TOP_K)] == [str(i) for i in range(1, 11)]
     scores = [float(text) for text in page.locator(".result-card .score").all_inner_texts()]
     assert len(scores) == TOP_K and scores == sorted(scores, reverse=True)
-    assert all(re.fullmatch(r"\d+ inliers", text) for text in page.locator(".inliers").all_inner_texts())
+    # The verdict: a green "same place" badge at the threshold or above, a grey count below it.
+    expect(page.locator("#status")).to_contain_text("same place at ≥ 20 inliers")
+    expect(page.locator("#status")).to_have_attribute("title", "same place: ≥ 20 inliers (default)")
+    badges = page.locator(".inliers")
+    expect(badges).to_have_count(TOP_K)
+    for i in range(TOP_K):
+        text, classes = badges.nth(i).inner_text(), badges.nth(i).get_attribute("class") or ""
+        inliers = int(re.search(r"(\d+) inliers", text).group(1))
+        assert ("verified" in classes.split()) == (inliers >= 20) == text.startswith("same place · "), text
+    assert badges.first.inner_text().startswith("same place · ")
     first_id = cards.first.get_attribute("data-image-id")
     assert first_id is not None and first_id.rsplit("/", 1)[-1] in relevant_ids
     # Every thumbnail was served and decoded.
@@ -115,7 +124,23 @@ def test_changing_the_reranking_searches_again(page, tiny_demo):
     expect(page.locator("#status")).to_contain_text("global similarity only", timeout=TIMEOUT_MS)
     expect(page.locator(".result-card")).to_have_count(TOP_K)
     expect(page.locator("#rerank-description")).to_have_text("Global descriptor similarity only.")
-    assert set(page.locator(".inliers").all_inner_texts()) == {"0 inliers"}
+    expect(page.locator(".inliers")).to_have_count(0)  # not computed: no badge, not "0 inliers"
+    expect(page.locator("#status")).to_contain_text("score: cosine similarity of global descriptors")
+
+
+def test_hiding_the_photo_itself_drops_an_indexed_query(page, tiny_demo):
+    expect = sync_api.expect
+    indexed = sorted((tiny_demo / "index").rglob("*.jpg"))[0]
+    page.set_input_files("#file-input", str(indexed))
+    cards = page.locator(".result-card")
+    expect(cards.first).to_have_attribute(
+        "data-image-id", re.compile(re.escape(indexed.stem)), timeout=TIMEOUT_MS
+    )
+    page.check("#exclude-self")
+    expect(cards.first).not_to_have_attribute(
+        "data-image-id", re.compile(re.escape(indexed.stem)), timeout=TIMEOUT_MS
+    )
+    expect(cards).to_have_count(TOP_K)
 
 
 def test_a_bad_upload_shows_the_servers_message(page, tmp_path):

@@ -1,4 +1,4 @@
-"""evaluate.py, index.py and search.py end to end on the tiny demo, through Hydra's compose API."""
+"""evaluate.py, index.py, calibrate.py and search.py end to end on the tiny demo, through Hydra's compose API."""
 
 import json
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import calibrate
 import evaluate
 import index
 import search
@@ -80,3 +81,30 @@ def test_search_writes_the_top_10_and_its_picture(collection, tiny_demo, tmp_pat
     assert len(results) == min(10, len(list((tiny_demo / "index").rglob("*.jpg"))))
     assert results[0]["image_id"].rsplit("/", 1)[-1] in expected.split()  # the best hit shows the landmark
     assert (tmp_path / f"{query_id}.png").is_file()
+
+
+def test_calibrate_writes_a_threshold_that_search_applies(collection, tiny_demo, tmp_path):
+    cfg = composed(
+        "calibrate",
+        f"collection_dir={collection}",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"cache_dir={tmp_path}/cache",
+        f"paths.output_dir={tmp_path}",
+        "top_k=20",
+        "num_workers=0",
+        "progress=false",
+        "max_false_accept_rate=0.0",
+    )
+    threshold = calibrate.calibrate(cfg)
+    stored = json.loads((collection / "verdict.json").read_text())
+    assert [entry["min_inliers"] for entry in stored.values()] == [threshold.min_inliers]
+    assert threshold.source == "rdemo" and threshold.false_accept_rate == 0.0
+    query = next((tiny_demo / "test").rglob("*.jpg"))
+    search.main(
+        composed("search", f"query={query}", f"collection_dir={collection}", f"paths.output_dir={tmp_path}")
+    )
+    results = json.loads((tmp_path / "results.json").read_text())["queries"][query.stem]
+    assert results["same_place_threshold"] == threshold.describe()
+    assert all(hit["verified"] == (hit["inliers"] >= threshold.min_inliers) for hit in results["results"])
+    with pytest.raises(ValueError, match="verifies geometry"):
+        calibrate.calibrate(composed("calibrate", f"collection_dir={collection}", "rerank=ratio_count"))

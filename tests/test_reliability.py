@@ -129,7 +129,35 @@ def test_an_indexed_image_as_a_query_finds_itself(corpus, net, tmp_path):
         indexed = engine.index.search(engine.query_descriptor(path), 1)
         assert indexed.ids[0][0] == image_id and indexed.scores[0][0] > 0.999
         hits = engine.search(path, top_k=1, rerank_config=InliersRerank())
-        assert hits[0].image_id == image_id and hits[0].inliers > 100
+        assert hits[0].image_id == image_id and hits[0].inliers > 100 and hits[0].verified
+        others = engine.search(path, top_k=3, rerank_config=InliersRerank(), exclude_query_image=True)
+        assert len(others) == 3 and image_id not in [hit.image_id for hit in others]
+        assert all(hit.global_score < 0.999 for hit in others)
+
+
+def test_the_verdict_follows_the_collections_calibration(corpus, net, tmp_path):
+    """Default 20 inliers; a calibration written to verdict.json for this setting moves it; global-only and
+    geometry-free searches give no verdict."""
+    from retrieval.local.rerank import RatioCountRerank
+    from retrieval.local.verdict import VerdictThreshold
+
+    collection = tmp_path / "collection"
+    build(corpus, collection, net)
+    engine = SearchEngine(collection)
+    query = engine.paths["places/photo1"]
+    method = InliersRerank()
+    hits = engine.search(query, top_k=4, rerank_config=method)
+    assert all(hit.verified == (hit.inliers >= 20) for hit in hits)
+    own_inliers = hits[0].inliers
+    engine.verdicts.set(engine.verdict_key(method), VerdictThreshold(own_inliers + 1, "hand"))
+    reopened = SearchEngine(collection)
+    assert reopened.verdict_threshold(method).min_inliers == own_inliers + 1
+    assert reopened.search(query, top_k=1, rerank_config=method)[0].verified is False
+    assert reopened.verdict_threshold(None) is None and reopened.verdict_threshold(RatioCountRerank()) is None
+    for hit in reopened.search(query, top_k=2) + reopened.search(
+        query, top_k=2, rerank_config=RatioCountRerank()
+    ):
+        assert hit.inliers is None and hit.verified is None
 
 
 def test_a_build_that_dies_leaves_the_previous_collection_searchable(corpus, net, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.images import load_rgb
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.rerank import InliersRerank, RerankMethod
+from retrieval.local.verdict import DEFAULT_MIN_INLIERS
 from retrieval.search_engine import SearchEngine
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
 from serving.presets import rerank_preset
@@ -145,7 +146,7 @@ def test_global_search_is_the_brute_force_inner_product_ranking(client, engine, 
     for result, i in zip(results, expected_order, strict=True):
         assert result["global_score"] == pytest.approx(similarities[i], abs=1e-5)
         assert result["score"] == result["global_score"]
-        assert result["inliers"] == 0
+        assert result["inliers"] is None and result["verified"] is None  # not computed, not zero
 
 
 def test_reranking_keeps_each_global_score(client, query):
@@ -267,11 +268,13 @@ def test_match_pictures_count_the_inliers_search_returned_for_every_preset(prese
             assert "matches no keypoints" in response.json()["detail"]
             continue
         assert response.status_code == 200, response.text
-        assert int(response.headers["x-inliers"]) == result["inliers"], result["image_id"]
         verified = response.headers["x-verified"] == "true"
         assert verified == (preset != "ratio_count")
-        if not verified:
-            assert result["inliers"] == 0
+        if verified:
+            assert int(response.headers["x-inliers"]) == result["inliers"], result["image_id"]
+            assert result["verified"] == (result["inliers"] >= DEFAULT_MIN_INLIERS)
+        else:  # a method without geometry: no inliers and no verdict, not zero
+            assert result["inliers"] is None and result["verified"] is None
 
 
 def test_matches_with_an_unknown_image_id_is_a_404(client, query):

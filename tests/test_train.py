@@ -170,3 +170,34 @@ def test_undecodable_validation_images_are_counted_and_logged(tiny_demo, tmp_pat
     results = train.train(cfg)
     assert 0 < results["before"]["val/skipped_images"] <= broken
     assert "validation: " in caplog.text and "unreadable images skipped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-1", "the optimizer or scheduler config is invalid: Invalid learning rate: -1"),
+        ("data.batch_size=abc", "data.batch_size must be an integer of at least 1, got 'abc'"),
+    ],
+)
+def test_a_bad_setting_is_refused_at_once_and_leaves_no_run_folder(tiny_demo, tmp_path, override, message):
+    """Refused while the config is instantiated (before any validation pass), naming the key; the run folder
+    Hydra made for the failed start is removed."""
+    run_dir = tmp_path / "run"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            *tiny_overrides(tiny_demo),
+            "logger=none",
+            f"hydra.run.dir={run_dir}",
+            override,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode != 0
+    assert message in process.stderr
+    assert "val/" not in process.stderr + process.stdout  # failed before validating
+    assert not run_dir.exists()

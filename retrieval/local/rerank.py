@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal, get_args
 
 import numpy as np
@@ -118,6 +118,11 @@ class RerankMethod(ABC):
     def work_key(self) -> Hashable:
         """Methods with equal keys gather the same evidence and differ only in :meth:`score`."""
 
+    def verification_key(self) -> str | None:
+        """Names the settings that count verified inliers (same-place thresholds are calibrated per key,
+        :mod:`retrieval.local.verdict`); None for a method that verifies no geometry."""
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class KeypointRerank(RerankMethod):
@@ -201,6 +206,10 @@ class VerifiedRerank(KeypointRerank):
 
     def work_key(self) -> Hashable:
         return ("verified", self.matching, self.verification)
+
+    def verification_key(self) -> str | None:
+        # Threads change the speed, not the inliers.
+        return repr((self.matching, replace(self.verification, num_threads=1)))
 
     def _verify(
         self,
