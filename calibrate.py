@@ -9,10 +9,7 @@ different-place pairs reach to ``<collection_dir>/verdict.json``; ``search.py``,
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig

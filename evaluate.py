@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch

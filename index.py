@@ -7,10 +7,6 @@ Extracts global descriptors into a faiss index and local features into a store, 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig

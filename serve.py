@@ -8,10 +8,6 @@ for any result, the verified local matches. The API is described at ``/docs``.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 import uvicorn
 from fastapi import FastAPI

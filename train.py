@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
@@ -47,6 +44,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     datamodule: pl.LightningDataModule = instantiate(cfg.data)
     model = build_model(cfg)
+    trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    total = sum(parameter.numel() for parameter in model.parameters())
+    log.info(
+        "model %s: %.2f M parameters, %.2f M trainable", type(model).__name__, total / 1e6, trainable / 1e6
+    )
     callbacks = [instantiate(callback) for callback in cfg.get("callbacks", {}).values()]
     loggers = [instantiate(logger) for logger in cfg.get("logger", {}).values()]
     if not loggers:  # logger=none: the learning-rate monitor has nowhere to write

@@ -24,14 +24,11 @@ import itertools
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 import matplotlib
 
@@ -39,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from hydra.utils import instantiate
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, WandbLogger
 
@@ -211,13 +209,25 @@ def _bar(axes: plt.Axes, counts: Mapping[Any, int], title: str, horizontal: bool
     labels = [str(label) for label in counts]
     positions = np.arange(len(labels))
     if horizontal:
-        axes.barh(positions, list(counts.values()), color="tab:blue")
+        bars = axes.barh(positions, list(counts.values()), color="tab:blue")
         axes.set_yticks(positions, labels)
         axes.invert_yaxis()
     else:
-        axes.bar(positions, list(counts.values()), color="tab:blue")
+        bars = axes.bar(positions, list(counts.values()), color="tab:blue")
         axes.set_xticks(positions, labels, rotation=45 if len(labels) > 6 else 0)
+    axes.bar_label(bars, padding=2, fontsize=8)  # the counts themselves, not only their bars
     axes.set_title(title)
+
+
+def _readable_log_axes(*axes: plt.Axes) -> None:
+    """Log axes with plain numbers at 1, 2, 5 × 10^k (matplotlib's default labels only the powers of ten, two
+    ticks on a small dataset)."""
+    for axis in axes:
+        for scaled in (axis.xaxis, axis.yaxis):
+            if scaled.get_scale() == "log":
+                scaled.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                scaled.set_major_formatter(ScalarFormatter())
+                scaled.set_minor_formatter(NullFormatter())
 
 
 def draw_plots(
@@ -244,6 +254,7 @@ def draw_plots(
     ranks.set(xlabel="landmark rank", ylabel="images", title="Rank-frequency")
     histogram.legend()
     ranks.legend()
+    _readable_log_axes(histogram, ranks)
     plots["landmark_long_tail"] = _save(figure, output_dir / "landmark_long_tail.png")
 
     figure, axes = plt.subplots(figsize=(8, 4))
@@ -435,6 +446,12 @@ def render_report(
             f"({noisy['threshold_rule']}).\n",
             _figure(plots, "noisy_label_scores", "noisy-label scores"),
             _top_noisy_table(flags_path, scores),
+        ]
+    if noisy is None:
+        sections += [
+            "\n## Noisy-label candidates\n",
+            "Not computed: no checkpoint was given. With `ckpt_path=<model.ckpt>` every image is scored by the "
+            "cosine distance of its descriptor to its landmark's medoid, and the outliers are flagged.\n",
         ]
     sections += [
         "\n## Files\n",

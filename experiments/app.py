@@ -9,7 +9,9 @@ failed before writing anything of its own (a typo in an override, a refused sett
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,8 +22,19 @@ from omegaconf import DictConfig
 
 from retrieval.descriptor.network import configure_threads
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# The folder above the packages: a checkout, or the installed ``landmark_retrieval`` package (conf/ is in both).
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = PACKAGE_ROOT / "conf"
+# Runs write data and outputs under paths.root_dir = PROJECT_ROOT: the checkout when run from one, else (an
+# installed distribution) the working directory.
+os.environ.setdefault(
+    "PROJECT_ROOT", str(PACKAGE_ROOT if (PACKAGE_ROOT / "pyproject.toml").is_file() else Path.cwd())
+)
 Result = TypeVar("Result")
+
+# Third-party noise, filtered here once and on purpose: Lightning 2.5 calls a torch pytree API that torch 2.14
+# deprecates, once per epoch; nothing in this project can act on it.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def remove_if_empty(run_dir: Path) -> bool:

@@ -22,13 +22,10 @@ folder and logs them to the configured loggers (``logger=wandb``, offline withou
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 import matplotlib.pyplot as plt
 import numpy as np

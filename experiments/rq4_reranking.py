@@ -20,12 +20,9 @@ logs them to the configured loggers (``logger=wandb``, offline without an API ke
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 import matplotlib.pyplot as plt
 from hydra.utils import instantiate

@@ -20,12 +20,9 @@ loggers (``logger=wandb``, offline without an API key, by default).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -11,6 +11,7 @@ Layout of a collection folder::
         collection.json        settings, descriptor id, images root, image ids and paths relative to it, skips
         net.pt                 the global network (config + weights, readable with weights_only=True)
         global/                the faiss index (retrieval.descriptor.index.DescriptorIndex)
+        descriptors.npy        the indexed images' global descriptors: a rebuild reuses those of unchanged files
         local/                 the local-feature store (retrieval.local.store), when local features were asked
                                for; its metadata is the one record of the local-feature settings
 
@@ -38,12 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval.descriptor.extract import ExtractionSettings, cache_key, extract_cached, files_fingerprint
+from retrieval.descriptor.extract import ExtractionSettings, extract_cached, files_fingerprint
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
 from retrieval.local.features import LocalFeatureExtractor
-from retrieval.local.store import StoreMetadata, build_feature_store
+from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ CACHE = "cache"
 LOCAL_STORE = "local"
 GLOBAL_INDEX = "global"
 NETWORK_FILE = "net.pt"
+# The global descriptors (N, D) float32 of the indexed images, in the order of collection.json's "images".
+DESCRIPTORS_FILE = "descriptors.npy"
 COLLECTION_FORMAT_VERSION = 2
 _PARTIAL_SUFFIX = ".partial"
 # Characters an image id cannot hold (ids are written one a line).
@@ -234,11 +237,8 @@ def build_collection(
         raise
     os.replace(partial, root / GENERATIONS / name)
     _switch_to(root, name)
-    # Kept: this build's descriptors (a rebuild with another index or local features reuses them).
-    current = f"{cache_key(f'{descriptor_id}|{files_fingerprint(paths)}', paths, settings, None)}.npz"
-    for stale in (root / CACHE).iterdir():
-        if stale.name != current:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    # The generation now holds the work (descriptors.npy, the store); the cache only served a failed build.
+    shutil.rmtree(root / CACHE, ignore_errors=True)
     log.info(
         "collection %s: %d images indexed, %d files skipped",
         root,
@@ -262,32 +262,60 @@ def _build_generation(
     device: str | torch.device | None,
     num_workers: int,
 ) -> dict[str, Any]:
-    """Fill the generation folder ``partial``. The work that takes long is kept in ``cache`` until the build
-    succeeds, so a failed or killed build resumes: the global descriptors of the same network, images and
-    settings are read back, a local-feature store resumes after its last complete shard."""
-    fingerprint = files_fingerprint(paths)
-    descriptors, readable = extract_cached(
-        net,
-        paths,
-        f"{descriptor_id}|{fingerprint}",
-        cache,
-        settings,
-        device=device,
-        description="global descriptors",
-    )
+    """Fill the generation folder ``partial``.
+
+    Only new and changed files are extracted: an image whose file (relative path, size, modification time) is
+    the same as in the current generation, built with the same network and settings, keeps its descriptor and
+    local features — so indexing again after adding photos extracts the added ones. The work that takes long is
+    kept in ``cache`` until the build succeeds, so a failed or killed build resumes: the global descriptors of
+    the same network, images and settings are read back, a local-feature store resumes after its last complete
+    shard."""
+    files = {image_id: _file_stat(path) for image_id, path in zip(ids, paths, strict=True)}
+    previous = _PreviousBuild.of(partial.parents[1], descriptor_id, settings, listing.root, files)
+    descriptors = np.zeros((len(ids), net.output_dim), dtype=np.float32)
+    readable = np.zeros(len(ids), dtype=bool)
+    reused = [position for position, image_id in enumerate(ids) if image_id in previous.rows]
+    if reused:
+        descriptors[reused] = previous.descriptors[[previous.rows[ids[position]] for position in reused]]
+        readable[reused] = True
+        log.info(
+            "%d of %d images unchanged since the current generation: not extracted again",
+            len(reused),
+            len(ids),
+        )
+    unchanged = set(reused)
+    new = [position for position in range(len(ids)) if position not in unchanged]
+    new_paths = [paths[position] for position in new]
+    fingerprint = files_fingerprint(new_paths)
+    if new:
+        descriptors[new], readable[new] = extract_cached(
+            net,
+            new_paths,
+            f"{descriptor_id}|{fingerprint}",
+            cache,
+            settings,
+            device=device,
+            description="global descriptors",
+        )
     kept = np.flatnonzero(readable)
     skipped = dict(listing.skipped)
     for position in np.flatnonzero(~readable):
         skipped[paths[position].relative_to(listing.root).as_posix()] = _unreadable_reason(paths[position])
     index.add(descriptors[kept], [ids[i] for i in kept])
     index.save(partial / GLOBAL_INDEX)
+    np.save(partial / DESCRIPTORS_FILE, descriptors[kept])
     net.save(partial / NETWORK_FILE)
     if local_extractor is not None:
         metadata = json.dumps(asdict(StoreMetadata.from_extractor(local_extractor)), sort_keys=True)
-        key = hashlib.sha256(f"{metadata}|{fingerprint}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{metadata}|{files_fingerprint(paths)}".encode()).hexdigest()[:24]
         building = cache / f"local-{key}"
         build_feature_store(
-            building, {ids[i]: paths[i] for i in kept}, local_extractor, num_workers=num_workers
+            building,
+            {ids[i]: paths[i] for i in kept},
+            local_extractor,
+            num_workers=num_workers,
+            reuse=previous.store_for(local_extractor),
+            reuse_ids=[ids[position] for position in reused],
         )
         os.replace(building, partial / LOCAL_STORE)
     summary = {
@@ -297,11 +325,65 @@ def _build_generation(
         "num_images": len(kept),
         "images_root": str(listing.root.resolve()),
         "images": {ids[i]: paths[i].relative_to(listing.root).as_posix() for i in kept},
+        "files": {ids[i]: files[ids[i]] for i in kept},
         "skipped": skipped,
         "extraction": asdict(settings),
     }
     (partial / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _file_stat(path: Path) -> list[int]:
+    """[size, modification time in ns]: what says a file is unchanged without reading it."""
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
+
+
+@dataclass(frozen=True)
+class _PreviousBuild:
+    """What the current generation can give a new build: the descriptors (rows by image id) of the images whose
+    files are unchanged, and its local-feature store."""
+
+    rows: dict[str, int]
+    descriptors: np.ndarray
+    generation: Path | None
+
+    @classmethod
+    def of(
+        cls,
+        root: Path,
+        descriptor_id: str,
+        settings: ExtractionSettings,
+        images_root: Path,
+        files: Mapping[str, list[int]],
+    ) -> _PreviousBuild:
+        nothing = cls({}, np.zeros((0, 0), dtype=np.float32), None)
+        try:
+            generation = generation_dir(root)
+        except CollectionError:
+            return nothing
+        manifest = read_manifest(generation)
+        # (as JSON stores them: tuples come back as lists)
+        same_extraction = manifest["extraction"] == json.loads(json.dumps(asdict(settings)))
+        same_settings = manifest["descriptor_id"] == descriptor_id and same_extraction
+        if not same_settings or "files" not in manifest or not (generation / DESCRIPTORS_FILE).is_file():
+            return nothing
+        if manifest["images_root"] != str(images_root.resolve()):
+            return nothing
+        descriptors = np.load(generation / DESCRIPTORS_FILE, mmap_mode="r")
+        rows = {
+            image_id: row
+            for row, image_id in enumerate(manifest["images"])
+            if manifest["files"].get(image_id) == files.get(image_id)
+        }
+        return cls(rows, descriptors, generation)
+
+    def store_for(self, extractor: LocalFeatureExtractor) -> FeatureStore | None:
+        """The current generation's store, if it holds the features ``extractor`` gives."""
+        if self.generation is None or not (self.generation / LOCAL_STORE / METADATA_FILE).is_file():
+            return None
+        store = FeatureStore(self.generation / LOCAL_STORE)
+        return None if store.metadata.mismatches(StoreMetadata.from_extractor(extractor)) else store
 
 
 def read_manifest(generation: Path) -> dict[str, Any]:

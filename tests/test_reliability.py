@@ -197,8 +197,7 @@ def test_an_index_the_collection_is_too_small_for_is_refused_before_any_work(
 
 def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, tmp_path, monkeypatch, caplog):
     """A build killed after extraction keeps its descriptors and its local features under cache/: the rerun
-    extracts nothing again (in this process: num_workers=0), and the cache holds only the current descriptors
-    afterwards."""
+    extracts nothing again (in this process: num_workers=0), and the cache is gone afterwards."""
     collection = tmp_path / "collection"
 
     def killed_when_done(*arguments, **keywords):
@@ -225,7 +224,50 @@ def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, t
         summary = build(corpus, collection, net)
     assert "descriptors from cache" in caplog.text and not extracted
     assert summary["num_images"] == 7
-    assert [path.suffix for path in (collection / "cache").iterdir()] == [".npz"]
+    assert not (collection / "cache").exists()  # the generation holds the work now
+
+
+def test_indexing_again_extracts_only_new_and_changed_files(corpus, net, tmp_path, monkeypatch):
+    """Add a photo and rewrite another: the rebuild extracts those two (global and local), reuses the rest, and
+    gives the collection a fresh build gives."""
+    import retrieval.descriptor.extract as extract
+
+    folder = tmp_path / "photos"
+    shutil.copytree(corpus / "places", folder)
+    collection = tmp_path / "collection"
+    build(folder, collection, net)
+    scene_jpeg(folder / "new.jpg", 20)
+    scene_jpeg(folder / "photo1.jpg", 21)  # rewritten: same name, another picture
+    described: list[str] = []
+    extracted: list[str] = []
+    real_load, real_from_path = extract.load_pixels, LocalFeatureExtractor.from_path
+    monkeypatch.setattr(
+        extract,
+        "load_pixels",
+        lambda path, *a, **k: described.append(Path(path).name) or real_load(path, *a, **k),
+    )
+    monkeypatch.setattr(
+        LocalFeatureExtractor,
+        "from_path",
+        lambda self, path, *a, **k: extracted.append(Path(path).name) or real_from_path(self, path, *a, **k),
+    )
+    summary = build(folder, collection, net)
+    monkeypatch.undo()
+    assert sorted(described) == sorted(extracted) == ["new.jpg", "photo1.jpg"]
+    assert summary["num_images"] == 5
+    fresh = tmp_path / "fresh"
+    build(folder, fresh, net)
+    incremental, rebuilt = SearchEngine(collection), SearchEngine(fresh)
+    for image_id in ("new", "photo1", "photo2"):
+        query = folder / f"{image_id}.jpg"
+        got = incremental.search(query, top_k=3, rerank_config=InliersRerank())
+        expected = rebuilt.search(query, top_k=3, rerank_config=InliersRerank())
+        assert [(hit.image_id, hit.inliers) for hit in got] == [
+            (hit.image_id, hit.inliers) for hit in expected
+        ]
+        assert [hit.global_score for hit in got] == pytest.approx(
+            [hit.global_score for hit in expected], abs=1e-6
+        )
 
 
 def test_a_rebuild_after_the_pictures_changed_uses_no_stale_features(corpus, net, tmp_path):

@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -429,6 +429,8 @@ def build_feature_store(
     num_workers: int = 0,
     shard_size: int = 512,
     progress: bool = True,
+    reuse: FeatureStore | None = None,
+    reuse_ids: Collection[str] = (),
 ) -> FeatureStore:
     """Extract the features of every image once and write them to a store; resumes a partly built one.
 
@@ -442,6 +444,8 @@ def build_feature_store(
             worker processes, e.g. CNN patches).
         shard_size: images per shard file.
         progress: show a progress bar (the stage's time is logged either way).
+        reuse, reuse_ids: a store of the same settings (e.g. the previous build's) and the images whose features
+            are copied from it rather than extracted (unchanged files).
 
     Returns:
         The store, opened for reading.
@@ -453,6 +457,17 @@ def build_feature_store(
         pending = [
             (image_id, str(path)) for image_id, path in images.items() if image_id not in writer.completed_ids
         ]
+        if reuse is not None and reuse_ids:
+            differences = reuse.metadata.mismatches(metadata)
+            if differences:
+                raise ValueError(
+                    f"cannot reuse {reuse.root}: it holds other features ({'; '.join(differences)})"
+                )
+            copied = set(reuse_ids) & set(reuse.ids)
+            for image_id, _ in pending:
+                if image_id in copied:
+                    writer.add(image_id, reuse[image_id])
+            pending = [(image_id, path) for image_id, path in pending if image_id not in copied]
         results = _extract_in_order(extractor, [path for _, path in pending], num_workers)
         skipped: list[str] = []
         with stage(f"{extractor.method} features", len(pending), enabled=progress) as bar:
