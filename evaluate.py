@@ -1,8 +1,10 @@
 """Evaluate a checkpoint (or a pretrained backbone) on retrieval benchmarks:
 
     python evaluate.py ckpt_path=outputs/train/runs/<time>/checkpoints/last.ckpt [benchmarks=...] [post.query_expansion_k=2]
+    python evaluate.py benchmarks=realphotos rerank=global_plus_inliers   # before and after re-ranking the top 100
 
-Writes ``results.json`` and ``results.md`` into the run folder and prints the table.
+Writes ``results.json`` and ``results.md`` into the run folder and prints the table. With ``rerank=``, each
+benchmark's entry is ``{"global": metrics, "reranked": metrics + ms_per_query + bytes_per_image}``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from datamodules.formats.gldv2 import load_gldv2_train
 from experiments.app import app_main
-from experiments.tables import metrics_table
+from experiments.tables import metrics_table, reranked_table
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
-from retrieval.evaluation import evaluate_benchmark
+from retrieval.evaluation import evaluate_benchmark, rerank_benchmark
+from retrieval.local.rerank import KEYPOINTS
 
 log = logging.getLogger("evaluate")
 
@@ -70,7 +73,7 @@ def learn_whitening(
     return whitening
 
 
-def format_report(results: dict[str, dict[str, float]], cfg: DictConfig) -> str:
+def format_report(results: dict[str, Any], cfg: DictConfig) -> str:
     """``results.md``: a header naming the model, checkpoint and settings, then a table per benchmark (percent)."""
     whitening = cfg.whitening.path or cfg.whitening.method or "none"
     model = (
@@ -87,8 +90,14 @@ def format_report(results: dict[str, dict[str, float]], cfg: DictConfig) -> str:
         f"top {cfg.post.top_k or 'all'}; whitening: {whitening}",
         "",
     ]
+    if cfg.get("rerank"):
+        lines.insert(-1, f"- re-ranking: the top {cfg.rerank_top_k} by {instantiate(cfg.rerank).describe()}")
     for name, metrics in results.items():
-        lines += [f"## {name}", "", metrics_table(metrics), ""]
+        if "reranked" in metrics:
+            table = reranked_table(metrics["global"], metrics["reranked"])
+        else:
+            table = metrics_table(metrics)
+        lines += [f"## {name}", "", table, ""]
     return "\n".join(lines)
 
 
@@ -103,14 +112,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     if whitening is not None:
         whitening.save(output_dir / "whitening.npz")
-    results: dict[str, dict[str, float]] = {}
+    method = instantiate(cfg.rerank) if cfg.get("rerank") else None
+    if method is not None and method.local_features != KEYPOINTS:
+        raise ValueError(
+            f"evaluate.py re-ranks with keypoint features; rerank={method.describe()!r} needs others"
+        )
+    extractor = instantiate(cfg.local_features)
+    results: dict[str, Any] = {}
     for name, source_cfg in cfg.benchmarks.items():
         benchmark = instantiate(source_cfg).load()
         log.info("%s: %d queries, %d database images", name, benchmark.num_queries, benchmark.num_database)
         result = evaluate_benchmark(
             net, benchmark, settings, descriptor_id, post, whitening, cfg.cache_dir, device
         )
-        results[name] = result.metrics
+        if method is None:
+            results[name] = result.metrics
+            continue
+        reranked = rerank_benchmark(
+            benchmark, result, extractor, method, cfg.rerank_top_k, cfg.feature_cache_dir, cfg.num_workers
+        )
+        results[name] = {"global": result.metrics, "reranked": reranked}
     table = format_report(results, cfg)
     report = {
         "descriptor_id": descriptor_id,

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from retrieval.descriptor.network import configure_threads
 
@@ -31,6 +31,16 @@ os.environ.setdefault(
     "PROJECT_ROOT", str(PACKAGE_ROOT if (PACKAGE_ROOT / "pyproject.toml").is_file() else Path.cwd())
 )
 Result = TypeVar("Result")
+
+
+def _app_groups(choices: DictConfig) -> str:
+    """The ``--help`` lines of the groups an app composes: ``  group=option``, Hydra's own groups left out."""
+    pairs = [(str(group), str(option)) for group, option in choices.items()]
+    return "\n".join("  " + group + "=" + option for group, option in pairs if not group.startswith("hydra"))
+
+
+if not OmegaConf.has_resolver("app_groups"):
+    OmegaConf.register_new_resolver("app_groups", _app_groups)
 
 # Third-party noise, filtered here once and on purpose: Lightning 2.5 calls a torch pytree API that torch 2.14
 # deprecates, once per epoch; nothing in this project can act on it.

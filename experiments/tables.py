@@ -61,3 +61,22 @@ def single_run_table(metrics: Mapping[str, float], monitor: str) -> str:
     names = sorted(metrics, key=lambda name: name != monitor)
     rows = [[f"**{name}**" if name == monitor else name, f"{metrics[name]:.4f}"] for name in names]
     return markdown_table(["metric", "value"], rows)
+
+
+def reranked_table(global_metrics: Mapping[str, float], reranked: Mapping[str, float]) -> str:
+    """Global and re-ranked metrics side by side (percent), with the re-ranking's cost."""
+    names = list(global_metrics)
+    return "\n".join(
+        [
+            markdown_table(
+                ["", *names],
+                [
+                    ["global", *(percent(global_metrics[name]) for name in names)],
+                    ["re-ranked", *(percent(reranked[name]) for name in names)],
+                ],
+            ),
+            "",
+            f"Re-ranking: {reranked['ms_per_query']:.0f} ms per query (median), local features "
+            f"{reranked['bytes_per_image'] / 1024:.0f} KB per image.",
+        ]
+    )

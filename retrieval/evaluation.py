@@ -344,3 +344,33 @@ def verified_pair_inliers(
             negatives.append(evidence.num_inliers[~same_place])
             bar.update(1)
     return np.concatenate(positives).astype(np.int64), np.concatenate(negatives).astype(np.int64)
+
+
+def rerank_benchmark(
+    benchmark: RetrievalBenchmark,
+    global_result: BenchmarkResult,
+    extractor: LocalExtractor,
+    method: RerankMethod,
+    top_k: int,
+    cache_dir: str | Path,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, float]:
+    """The benchmark's metrics after re-ranking every query's global top ``top_k`` with ``method``, plus
+    ``ms_per_query`` (median) and ``bytes_per_image`` of the database's local features, which are extracted once
+    into ``cache_dir`` (:func:`benchmark_feature_store`)."""
+    store = benchmark_feature_store(benchmark, extractor, cache_dir, num_workers, progress)
+    reranked = evaluate_reranking(
+        benchmark,
+        global_result,
+        query_local_features(benchmark, extractor, store),
+        store,
+        {"reranked": method},
+        top_k,
+        progress,
+    )["reranked"]
+    return {
+        **reranked.metrics,
+        "ms_per_query": reranked.median_ms_per_query,
+        "bytes_per_image": store.bytes_per_image(),
+    }

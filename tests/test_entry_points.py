@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -108,3 +109,38 @@ def test_calibrate_writes_a_threshold_that_search_applies(collection, tiny_demo,
     assert all(hit["verified"] == (hit["inliers"] >= threshold.min_inliers) for hit in results["results"])
     with pytest.raises(ValueError, match="verifies geometry"):
         calibrate.calibrate(composed("calibrate", f"collection_dir={collection}", "rerank=ratio_count"))
+
+
+def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tmp_path, capsys):
+    from retrieval.local.store import FeatureStore
+
+    cfg = composed(
+        "evaluate",
+        "benchmarks=demo",
+        "~benchmarks.demo_gldv2",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"paths.output_dir={tmp_path}",
+        "extraction=single_512",
+        "extraction.max_side=96",
+        "extraction.num_workers=0",
+        f"cache_dir={tmp_path}/cache",
+        f"feature_cache_dir={tmp_path}/features",
+        "rerank=inliers",
+        "rerank_top_k=5",
+        "local_features.max_keypoints=128",
+        "local_features.max_side=256",
+        "num_workers=0",
+    )
+    report = evaluate.evaluate(cfg)
+    rdemo = report["results"]["rdemo"]
+    assert set(rdemo) == {"global", "reranked"}
+    assert set(rdemo["reranked"]) == set(rdemo["global"]) | {"ms_per_query", "bytes_per_image"}
+    assert all(0 <= rdemo["reranked"][name] <= 1 for name in rdemo["global"])
+    # Bytes per image: (x, y, scale, angle) float32 + 128 float16 per keypoint, over the stored keypoints.
+    (store_dir,) = (tmp_path / "features").iterdir()
+    store = FeatureStore(store_dir)
+    keypoints = np.mean([len(store.get(image_id).keypoints) for image_id in store.ids])
+    assert rdemo["reranked"]["bytes_per_image"] == pytest.approx(keypoints * (4 * 4 + 128 * 2))
+    printed = capsys.readouterr().out
+    assert "| re-ranked |" in printed and "ms per query (median)" in printed
+    assert "- re-ranking: the top 5 by RANSAC inliers" in printed

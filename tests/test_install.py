@@ -156,3 +156,5 @@ def test_console_scripts_index_search_and_evaluate_from_outside_the_checkout(ins
         timeout=300,
     )
     assert script.returncode == 0 and "train is powered by Hydra" in script.stdout
+    # --help lists the groups train composes with their current option, not every folder of conf/.
+    assert "  loss=contrastive" in script.stdout and "rerank=" not in script.stdout

@@ -287,6 +287,14 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self._locations) + len(self.skipped)
 
+    def bytes_per_image(self) -> float:
+        """Mean bytes of features (keypoints and descriptors) per image with features."""
+        stored = sum(
+            row_count * (_KEYPOINT_COLUMNS * 4 + self.metadata.dim * self._raw_dtype.itemsize)
+            for row_count in self._shard_rows.values()
+        )
+        return stored / max(1, len(self._locations))
+
     def __contains__(self, image_id: object) -> bool:
         return image_id in self._locations or image_id in self.skipped
 
