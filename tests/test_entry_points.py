@@ -144,3 +144,22 @@ def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tm
     printed = capsys.readouterr().out
     assert "| re-ranked |" in printed and "ms per query (median)" in printed
     assert "- re-ranking: the top 5 by RANSAC inliers" in printed
+
+
+def test_evaluate_a_vit_on_the_demo_benchmarks(tiny_demo, tmp_path):
+    cfg = composed(
+        "evaluate",
+        "net=dinov2_vits14",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"benchmarks.demo_gldv2.root={tiny_demo}",
+        f"paths.output_dir={tmp_path}",
+        "extraction=single_512",
+        "extraction.max_side=98",
+        "extraction.num_workers=0",
+        f"cache_dir={tmp_path}/cache",
+    )
+    report = evaluate.evaluate(cfg)
+    assert (
+        0 <= report["results"]["rdemo"]["medium/mAP"] <= 1
+        and 0 <= report["results"]["demo_gldv2"]["mAP@100"] <= 1
+    )

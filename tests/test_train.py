@@ -201,3 +201,13 @@ def test_a_bad_setting_is_refused_at_once_and_leaves_no_run_folder(tiny_demo, tm
     assert message in process.stderr
     assert "val/" not in process.stderr + process.stdout  # failed before validating
     assert not run_dir.exists()
+
+
+def test_a_vit_trains_and_validates_in_a_fast_dev_run(tiny_demo, tmp_path):
+    """A DINOv2-shaped ViT-S/14 with random weights through the whole Siamese pipeline (mining, training,
+    retrieval validation): the README's ViT smoke test."""
+    cfg = compose_train(
+        tiny_demo, tmp_path, "model=dinov2_vits14", "trainer.fast_dev_run=true", "logger=none"
+    )
+    results = train.train(cfg)
+    assert 0 < results["after"]["val/mAP"] <= 1

