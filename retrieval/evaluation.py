@@ -29,6 +29,7 @@ from retrieval.descriptor.extract import ExtractionSettings, extract_cached, fil
 from retrieval.descriptor.index import exact_search
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.query_expansion import alpha_query_expansion, database_side_augmentation
+from retrieval.descriptor.superglobal import SuperGlobalRerank, superglobal_rerank
 from retrieval.descriptor.whitening import Whitening
 from retrieval.local.features import LocalExtractor, LocalFeatures
 from retrieval.local.rerank import RerankMethod
@@ -47,12 +48,14 @@ class PostProcessing:
         query_expansion_k: αQE over the top-k (0: off). alpha: the α of αQE and DBA.
         dba_k: database-side augmentation over the top-k (0: off).
         top_k: ranking depth scored; ``None`` ranks the whole database (the Revisited protocol's choice).
+        superglobal: SuperGlobal re-ranking of the global top M after the search (:mod:`retrieval.descriptor.superglobal`).
     """
 
     query_expansion_k: int = 0
     dba_k: int = 0
     alpha: float = 3.0
     top_k: int | None = None
+    superglobal: SuperGlobalRerank | None = None
 
     def __post_init__(self) -> None:
         if self.query_expansion_k < 0 or self.dba_k < 0:
@@ -147,6 +150,10 @@ def rank_and_score(
             queries, database, ranking, k=min(post.query_expansion_k, depth), alpha=post.alpha
         )
         scores, ranking = exact_search(queries, database, depth)
+    if post.superglobal is not None and depth >= 2:
+        reranked_scores, ranking = superglobal_rerank(queries, database, ranking, post.superglobal)
+        scores = scores.clone()
+        scores[:, : reranked_scores.shape[1]] = reranked_scores
     ranking_array = ranking.cpu().numpy()
     metrics = evaluate_ranking(ranking_array, benchmark)
     return BenchmarkResult(metrics=metrics, ranking=ranking_array, scores=scores.cpu().numpy())
