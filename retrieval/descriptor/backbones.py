@@ -31,6 +31,11 @@ class BackboneLayout(ABC):
         """(B, C) class token, or None for a backbone without one."""
         return None
 
+    def patch_pixels(self) -> tuple[float, float] | None:
+        """(width, height) in pixels of one feature-map cell, when fixed (a transformer's patch); None when the
+        image is divided evenly by the map (a CNN's strides)."""
+        return None
+
 
 @dataclass(frozen=True)
 class FeatureMapLayout(BackboneLayout):
@@ -63,6 +68,9 @@ class TokenLayout(BackboneLayout):
 
     def class_token(self, features: torch.Tensor) -> torch.Tensor | None:
         return features[:, 0] if self.has_class_token else None
+
+    def patch_pixels(self) -> tuple[float, float] | None:
+        return float(self.patch_size[1]), float(self.patch_size[0])
 
 
 def _pair(value: Any) -> tuple[int, int]:

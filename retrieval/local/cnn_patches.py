@@ -1,5 +1,6 @@
 """CNN patches — the thesis' E7: every cell of a global network's last feature map as a local feature, and the
-patch similarity that re-ranks with them.
+patch similarity that re-ranks with them. With a transformer backbone the cells are its patch tokens
+(:mod:`retrieval.descriptor.backbones`): DINOv2 patch tokens as local features.
 
 A patch's descriptor is its cell's activation vector, L2-normalised; its keypoint sits at the cell centre in
 pixels of the image the network saw. Patches are kept strongest first by activation norm, so that a smaller
@@ -22,12 +23,16 @@ from retrieval.local.features import NO_ANGLE, LocalFeatures
 CNN_PATCH_METHOD = "cnn_patch"
 
 
-def cnn_patch_features(feature_map: torch.Tensor, image_size: tuple[int, int]) -> LocalFeatures:
-    """Every cell of a CNN feature map as a local descriptor.
+def cnn_patch_features(
+    feature_map: torch.Tensor, image_size: tuple[int, int], cell_size: tuple[float, float] | None = None
+) -> LocalFeatures:
+    """Every cell of a CNN feature map (or every patch token of a transformer) as a local descriptor.
 
     Args:
         feature_map: (C, h, w) activations of one image.
         image_size: (width, height) of the image the network saw, in pixels.
+        cell_size: (width, height) in pixels of one cell; None: the image divided evenly by the map (a CNN). A
+            transformer's patches are its patch size, the last row and column padded past the image.
 
     Returns:
         h·w features, strongest first by activation L2 norm: descriptors (h·w, C) are the L2-normalised cell
@@ -45,7 +50,7 @@ def cnn_patch_features(feature_map: torch.Tensor, image_size: tuple[int, int]) -
     order = torch.argsort(norms, descending=True, stable=True)
     descriptors = (cells / norms.clamp_min(1e-12)[:, None])[order]
 
-    cell_width, cell_height = width / map_width, height / map_height
+    cell_width, cell_height = cell_size if cell_size is not None else (width / map_width, height / map_height)
     rows, columns = torch.meshgrid(torch.arange(map_height), torch.arange(map_width), indexing="ij")
     keypoints = torch.stack(
         (
@@ -124,7 +129,8 @@ class CnnPatchExtractor:
         with torch.inference_mode():
             feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
         self.net.train(was_training)
-        return cnn_patch_features(feature_map, rgb.size).top(self.max_keypoints)
+        patch = self.net.layout.patch_pixels()
+        return cnn_patch_features(feature_map, rgb.size, patch).top(self.max_keypoints)
 
     def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
         """Patches of an image file, or of its crop ``box`` (full-resolution pixels).

