@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from timm.optim import param_groups_layer_decay
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -37,6 +38,9 @@ class DescriptorModule(pl.LightningModule):
         scheduler: a partial scheduler taking the optimizer, stepped every epoch, or ``None``.
         freeze_batchnorm: keep BatchNorm running statistics fixed during training (cirtorch).
         gem_lr_multiplier: learning-rate factor of the GeM exponent, which also gets no weight decay.
+        layer_decay: layer-wise learning-rate decay of the backbone (BEiT / DINOv2 fine-tuning): the last block
+            trains at the full rate, each earlier one at ``layer_decay`` times the next (timm's layer groups);
+            None trains every layer at the full rate.
     """
 
     def __init__(
@@ -46,10 +50,14 @@ class DescriptorModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         freeze_batchnorm: bool = True,
         gem_lr_multiplier: float = 10.0,
+        layer_decay: float | None = None,
     ) -> None:
         super().__init__()
         if gem_lr_multiplier <= 0:
             raise ValueError(f"model.gem_lr_multiplier must be positive, got {gem_lr_multiplier}")
+        if layer_decay is not None and not 0 < layer_decay <= 1:
+            raise ValueError(f"model.layer_decay must be in (0, 1] or null, got {layer_decay}")
+        self.layer_decay = layer_decay
         _try_optimizer(optimizer, scheduler)
         self.net = net
         self.optimizer_factory = optimizer
@@ -129,13 +137,23 @@ class DescriptorModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------- optimisers
     def trainable_groups(self) -> list[dict[str, Any]]:
-        """Parameter groups: the network, and the GeM exponent (no weight decay; its lr is multiplied)."""
+        """Parameter groups: the network (with ``layer_decay``, the backbone's layers as groups of decreasing
+        ``lr_scale``), and the GeM exponent (no weight decay; its lr is multiplied)."""
         gem_parameters = [
             p for name, p in self.net.named_parameters() if name.startswith("pool.") and p.requires_grad
         ]
         gem_ids = {id(p) for p in gem_parameters}
+        groups: list[dict[str, Any]] = []
+        if self.layer_decay is not None:
+            # timm's layer groups with their lr_scale; the weight decay stays the optimizer's.
+            layered = param_groups_layer_decay(self.net.backbone, layer_decay=self.layer_decay)
+            groups = [
+                {"params": [p for p in group["params"] if p.requires_grad], "lr_scale": group["lr_scale"]}
+                for group in layered
+            ]
+            gem_ids |= {id(p) for group in groups for p in group["params"]}
         other = [p for p in self.parameters() if p.requires_grad and id(p) not in gem_ids]
-        groups: list[dict[str, Any]] = [{"params": other}]
+        groups = [group for group in groups if group["params"]] + [{"params": other}]
         if gem_parameters:
             groups.append({"params": gem_parameters, "weight_decay": 0.0, "gem": True})
         return groups
@@ -143,6 +161,7 @@ class DescriptorModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.trainable_groups())
         for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
             if group.get("gem"):
                 group["lr"] *= self.gem_lr_multiplier
         if self.scheduler_factory is None:

@@ -22,7 +22,7 @@ class ClassificationRetrievalModule(DescriptorModule):
         net: the descriptor network.
         loss: a partial classification loss (``retrieval.descriptor.losses.ArcFaceLoss`` or ``CrossEntropyLoss``).
         num_classes: the number of training landmarks; ``None`` reads it from the datamodule at setup.
-        optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier: see :class:`DescriptorModule`.
+        optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier, layer_decay: see :class:`DescriptorModule`.
     """
 
     def __init__(
@@ -34,8 +34,9 @@ class ClassificationRetrievalModule(DescriptorModule):
         num_classes: int | None = None,
         freeze_batchnorm: bool = True,
         gem_lr_multiplier: float = 10.0,
+        layer_decay: float | None = None,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier)
+        super().__init__(net, optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier, layer_decay)
         if isinstance(loss, nn.Module):
             raise ValueError(
                 f"{type(loss).__name__} is a tuple loss; classification needs loss=cross_entropy or loss=arcface"
@@ -50,6 +51,7 @@ class ClassificationRetrievalModule(DescriptorModule):
                 "num_classes": num_classes,
                 "freeze_batchnorm": freeze_batchnorm,
                 "gem_lr_multiplier": gem_lr_multiplier,
+                "layer_decay": layer_decay,
             },
             logger=False,  # train.py logs the whole composed config once; these go into checkpoints
         )

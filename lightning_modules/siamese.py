@@ -17,7 +17,7 @@ class SiameseRetrievalModule(DescriptorModule):
     Args:
         net: the descriptor network.
         loss: a tuple loss, ``loss(query (B, D), positive (B, D), negatives (B, K, D))``.
-        optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier: see :class:`DescriptorModule`.
+        optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier, layer_decay: see :class:`DescriptorModule`.
     """
 
     def __init__(
@@ -28,8 +28,9 @@ class SiameseRetrievalModule(DescriptorModule):
         scheduler: SchedulerFactory | None = None,
         freeze_batchnorm: bool = True,
         gem_lr_multiplier: float = 10.0,
+        layer_decay: float | None = None,
     ) -> None:
-        super().__init__(net, optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier)
+        super().__init__(net, optimizer, scheduler, freeze_batchnorm, gem_lr_multiplier, layer_decay)
         self.loss = loss
         self.save_hyperparameters(
             {
@@ -37,6 +38,7 @@ class SiameseRetrievalModule(DescriptorModule):
                 "loss": repr(loss),
                 "freeze_batchnorm": freeze_batchnorm,
                 "gem_lr_multiplier": gem_lr_multiplier,
+                "layer_decay": layer_decay,
             },
             logger=False,  # train.py logs the whole composed config once; these go into checkpoints
         )
