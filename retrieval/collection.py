@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval.descriptor.extract import ExtractionSettings, extract_cached, files_fingerprint
+from retrieval.descriptor.extract import ExtractionSettings, extract_cached, file_stat, files_fingerprint
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
@@ -270,8 +270,14 @@ def _build_generation(
     kept in ``cache`` until the build succeeds, so a failed or killed build resumes: the global descriptors of
     the same network, images and settings are read back, a local-feature store resumes after its last complete
     shard."""
-    files = {image_id: _file_stat(path) for image_id, path in zip(ids, paths, strict=True)}
-    previous = _PreviousBuild.of(partial.parents[1], descriptor_id, settings, listing.root, files)
+    stats = [file_stat(path) for path in paths]  # one pass over the file system serves every check below
+    files = {image_id: list(stat) if stat else None for image_id, stat in zip(ids, stats, strict=True)}
+    relative_paths = {
+        image_id: path.relative_to(listing.root).as_posix() for image_id, path in zip(ids, paths, strict=True)
+    }
+    previous = _PreviousBuild.of(
+        partial.parents[1], descriptor_id, settings, listing.root, files, relative_paths
+    )
     descriptors = np.zeros((len(ids), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(ids), dtype=bool)
     reused = [position for position, image_id in enumerate(ids) if image_id in previous.rows]
@@ -286,7 +292,7 @@ def _build_generation(
     unchanged = set(reused)
     new = [position for position in range(len(ids)) if position not in unchanged]
     new_paths = [paths[position] for position in new]
-    fingerprint = files_fingerprint(new_paths)
+    fingerprint = files_fingerprint(new_paths, [stats[position] for position in new])
     if new:
         descriptors[new], readable[new] = extract_cached(
             net,
@@ -300,14 +306,14 @@ def _build_generation(
     kept = np.flatnonzero(readable)
     skipped = dict(listing.skipped)
     for position in np.flatnonzero(~readable):
-        skipped[paths[position].relative_to(listing.root).as_posix()] = _unreadable_reason(paths[position])
+        skipped[relative_paths[ids[position]]] = _unreadable_reason(paths[position])
     index.add(descriptors[kept], [ids[i] for i in kept])
     index.save(partial / GLOBAL_INDEX)
     np.save(partial / DESCRIPTORS_FILE, descriptors[kept])
     net.save(partial / NETWORK_FILE)
     if local_extractor is not None:
         metadata = json.dumps(asdict(StoreMetadata.from_extractor(local_extractor)), sort_keys=True)
-        key = hashlib.sha256(f"{metadata}|{files_fingerprint(paths)}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{metadata}|{files_fingerprint(paths, stats)}".encode()).hexdigest()[:24]
         building = cache / f"local-{key}"
         build_feature_store(
             building,
@@ -324,19 +330,13 @@ def _build_generation(
         "index_id": index.descriptor_id,
         "num_images": len(kept),
         "images_root": str(listing.root.resolve()),
-        "images": {ids[i]: paths[i].relative_to(listing.root).as_posix() for i in kept},
+        "images": {ids[i]: relative_paths[ids[i]] for i in kept},
         "files": {ids[i]: files[ids[i]] for i in kept},
         "skipped": skipped,
         "extraction": asdict(settings),
     }
     (partial / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _file_stat(path: Path) -> list[int]:
-    """[size, modification time in ns]: what says a file is unchanged without reading it."""
-    status = path.stat()
-    return [status.st_size, status.st_mtime_ns]
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,8 @@ class _PreviousBuild:
         descriptor_id: str,
         settings: ExtractionSettings,
         images_root: Path,
-        files: Mapping[str, list[int]],
+        files: Mapping[str, list[int] | None],
+        relative_paths: Mapping[str, str],
     ) -> _PreviousBuild:
         nothing = cls({}, np.zeros((0, 0), dtype=np.float32), None)
         try:
@@ -373,8 +374,10 @@ class _PreviousBuild:
         descriptors = np.load(generation / DESCRIPTORS_FILE, mmap_mode="r")
         rows = {
             image_id: row
-            for row, image_id in enumerate(manifest["images"])
-            if manifest["files"].get(image_id) == files.get(image_id)
+            for row, (image_id, relative) in enumerate(manifest["images"].items())
+            if relative == relative_paths.get(image_id)
+            and files.get(image_id) is not None
+            and manifest["files"].get(image_id) == files[image_id]
         }
         return cls(rows, descriptors, generation)
 

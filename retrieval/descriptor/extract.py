@@ -265,16 +265,28 @@ def describe_images(
     return describe_pixels(net, [image_pixels(image, settings) for image in resized], settings, device)
 
 
-def files_fingerprint(paths: Sequence[Path]) -> str:
+def file_stat(path: str | Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, or None if it is missing: what says a file is unchanged
+    without reading it."""
+    try:
+        status = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def files_fingerprint(paths: Sequence[Path], stats: Sequence[tuple[int, int] | None] | None = None) -> str:
     """A hash of the files' paths, sizes and modification times: it changes when any file is rewritten (a
-    regenerated demo keeps its file names), without reading the files."""
+    regenerated demo keeps its file names), without reading the files. ``stats`` (:func:`file_stat` of each
+    path) spares a caller that has them a second pass over the file system."""
+    if stats is not None and len(stats) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(stats)} stats")
     digest = hashlib.sha256()
-    for path in paths:
-        try:
-            status = Path(path).stat()
-            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
-        except FileNotFoundError:
+    for path, stat in zip(paths, stats if stats is not None else map(file_stat, paths), strict=True):
+        if stat is None:
             digest.update(f"{path}\0missing\n".encode())
+        else:
+            digest.update(f"{path}\0{stat[0]}\0{stat[1]}\n".encode())
     return digest.hexdigest()
 
 
