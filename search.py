@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> None:
                 top_k=cfg.top_k,
                 rerank_config=rerank_config,
                 shortlist=cfg.shortlist,
-                with_correspondences=True,
+                with_correspondences=cfg.draw_matches,
                 exclude_query_image=cfg.exclude_query_image,
             )
             query = decode(path, max_side=PICTURE_SIDE)

@@ -299,12 +299,19 @@ class SearchEngine:
         self, query: Query, candidate_ids: list[str], global_scores: np.ndarray, keep: int
     ) -> tuple[list[str], np.ndarray]:
         """The first ``keep`` candidates that are not the query's own image."""
-        own_path = str(Path(query).resolve()) if isinstance(query, str | Path) else None
+        own_path = Path(query).resolve() if isinstance(query, str | Path) else None
+
+        def is_query_file(image_id: str) -> bool:
+            # The file name first: only a candidate of the same name costs a resolve (a system call).
+            candidate = Path(self.paths[image_id])
+            return (
+                own_path is not None and candidate.name == own_path.name and candidate.resolve() == own_path
+            )
+
         kept = [
             position
             for position, image_id in enumerate(candidate_ids)
-            if global_scores[position] < SAME_IMAGE_COSINE
-            and (own_path is None or str(Path(self.paths[image_id]).resolve()) != own_path)
+            if global_scores[position] < SAME_IMAGE_COSINE and not is_query_file(image_id)
         ][:keep]
         return [candidate_ids[position] for position in kept], global_scores[kept]
 
