@@ -10,7 +10,9 @@ they are read), left on screen at the end, and a final log line with the count a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -37,7 +39,8 @@ def format_duration(seconds: float) -> str:
 @contextmanager
 def stage(description: str, total: int, unit: str = "images", enabled: bool = True) -> Iterator[tqdm]:
     """A progress bar over ``total`` work items for the ``with`` block, with an ETA; at the end the bar stays and
-    one line is logged: ``<description>: <done> <unit> in <time> (<rate> <unit>/s)``. Disabled, it still logs.
+    one line is logged: ``<description>: <done> <unit> in <time> (<rate> <unit>/s)``. Disabled (an inner step of
+    a stage that reports, e.g. one block of many), the line is logged at DEBUG only.
 
     Raises:
         ValueError: ``total`` is negative.
@@ -45,17 +48,28 @@ def stage(description: str, total: int, unit: str = "images", enabled: bool = Tr
     if total < 0:
         raise ValueError(f"a stage has a non-negative number of work items, got {total}")
     start = time.perf_counter()
-    with tqdm(
-        total=total,
-        desc=description,
-        unit=f" {unit}",
-        disable=not enabled,
-        leave=True,
-        dynamic_ncols=True,
-        file=sys.stderr,
-    ) as bar:
+    # Disabled, the bar still counts (a tqdm with disable=True does not), drawn to nowhere.
+    with (
+        open(os.devnull, "w") if not enabled else contextlib.nullcontext(sys.stderr) as output,
+        tqdm(
+            total=total,
+            desc=description,
+            unit=f" {unit}",
+            leave=True,
+            dynamic_ncols=True,
+            file=output,
+        ) as bar,
+    ):
         yield bar
         done = bar.n
     seconds = time.perf_counter() - start
     rate = f" ({done / seconds:.1f} {unit}/s)" if done and seconds > 0 else ""
-    log.info("%s: %d %s in %s%s", description, done, unit, format_duration(seconds), rate)
+    log.log(
+        logging.INFO if enabled else logging.DEBUG,
+        "%s: %d %s in %s%s",
+        description,
+        done,
+        unit,
+        format_duration(seconds),
+        rate,
+    )

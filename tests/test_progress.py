@@ -78,3 +78,13 @@ def test_a_feature_store_build_counts_the_images_it_extracts(images, tmp_path, c
         build_feature_store(tmp_path / "store", {p.stem: p for p in images}, extractor, num_workers=0)
     assert final_counts(capsys.readouterr().err)[-1] == (6, 6)
     assert "orb features: 6 images in" in caplog.text
+
+
+def test_a_disabled_stage_logs_its_time_at_debug_only(caplog):
+    """An inner step (one block of many, progress=False) does not repeat an INFO line per block."""
+    with caplog.at_level(logging.INFO), stage("inner block", total=2, enabled=False) as bar:
+        bar.update(2)
+    assert "inner block" not in caplog.text
+    with caplog.at_level(logging.DEBUG), stage("inner block", total=2, enabled=False) as bar:
+        bar.update(2)
+    assert "inner block: 2 images in" in caplog.text

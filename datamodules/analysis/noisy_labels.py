@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datamodules.analysis.scan import check_resume_state, file_digest, iter_chunk_rows
 from datamodules.analysis.statistics import DatasetStatistics
 from datamodules.formats.gldv2 import image_path
 from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
 from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.progress import stage
 
 
 @dataclass(frozen=True)
@@ -153,9 +153,7 @@ def noisy_label_scores(
     num_blocks = math.ceil(statistics.num_rows / settings.block_size)
     block_paths = [folder / f"block_{index:06d}.npy" for index in range(num_blocks)]
     rows = iter_chunk_rows(chunk_paths)
-    with tqdm(
-        total=statistics.num_rows, desc="noisy labels: descriptors", unit="img", disable=not progress
-    ) as bar:
+    with stage("noisy labels: descriptors", statistics.num_rows, enabled=progress) as bar:
         for block_path in block_paths:
             block = list(itertools.islice(rows, settings.block_size))
             if not block_path.is_file():
