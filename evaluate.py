@@ -27,7 +27,7 @@ from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 from retrieval.evaluation import evaluate_benchmark, rerank_benchmark
-from retrieval.local.rerank import KEYPOINTS
+from retrieval.local.rerank import KEYPOINTS, RerankMethod
 
 log = logging.getLogger("evaluate")
 
@@ -73,7 +73,7 @@ def learn_whitening(
     return whitening
 
 
-def format_report(results: dict[str, Any], cfg: DictConfig) -> str:
+def format_report(results: dict[str, Any], cfg: DictConfig, method: RerankMethod | None) -> str:
     """``results.md``: a header naming the model, checkpoint and settings, then a table per benchmark (percent)."""
     whitening = cfg.whitening.path or cfg.whitening.method or "none"
     model = (
@@ -90,8 +90,8 @@ def format_report(results: dict[str, Any], cfg: DictConfig) -> str:
         f"top {cfg.post.top_k or 'all'}; whitening: {whitening}",
         "",
     ]
-    if cfg.get("rerank"):
-        lines.insert(-1, f"- re-ranking: the top {cfg.rerank_top_k} by {instantiate(cfg.rerank).describe()}")
+    if method is not None:
+        lines.insert(-1, f"- re-ranking: the top {cfg.rerank_top_k} by {method.describe()}")
     for name, metrics in results.items():
         if "reranked" in metrics:
             table = reranked_table(metrics["global"], metrics["reranked"])
@@ -132,7 +132,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             benchmark, result, extractor, method, cfg.rerank_top_k, cfg.feature_cache_dir, cfg.num_workers
         )
         results[name] = {"global": result.metrics, "reranked": reranked}
-    table = format_report(results, cfg)
+    table = format_report(results, cfg, method)
     report = {
         "descriptor_id": descriptor_id,
         "settings": OmegaConf.to_container(cfg, resolve=True),

@@ -94,16 +94,21 @@ def folder_to_gldv2(folder: str | Path, root: str | Path) -> Conversion:
         writer = csv.writer(handle)
         writer.writerow(["id", "url", "landmark_id"])
         writer.writerows((identifier, "", landmark) for identifier, landmark in rows)
+    images_of: dict[int, list[str]] = {}
+    for identifier, landmark in rows:
+        images_of.setdefault(landmark, []).append(identifier)
     with open(root / "train_clean.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["landmark_id", "images"])
-        for landmark in landmark_of.values():
-            ids = [identifier for identifier, number in rows if number == landmark]
-            if ids:
-                writer.writerow([landmark, " ".join(ids)])
-    (root / "landmarks.csv").write_text(
-        "landmark_id,place\n" + "".join(f"{number},{place}\n" for place, number in landmark_of.items())
-    )
+        writer.writerows(
+            [landmark, " ".join(images_of[landmark])]
+            for landmark in landmark_of.values()
+            if landmark in images_of
+        )
+    with open(root / "landmarks.csv", "w", newline="") as handle:  # a place may be named "Paris, Louvre"
+        writer = csv.writer(handle)
+        writer.writerow(["landmark_id", "place"])
+        writer.writerows((number, place) for place, number in landmark_of.items())
     if skipped:
         log.warning("%d files skipped (first: %s)", len(skipped), next(iter(skipped.items())))
     return Conversion(landmark_of, len(rows), skipped)

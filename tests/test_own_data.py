@@ -126,3 +126,20 @@ def test_the_readme_commands_for_your_own_data(photos, tmp_path):
     )
     found = json.loads((tmp_path / "search" / "results.json").read_text())["queries"]["1"]["results"]
     assert found[0]["image_id"] == "place_2/1" and found[1]["image_id"].startswith("place_2/")
+
+
+def test_from_folder_groups_each_place_and_quotes_place_names(tmp_path):
+    from datamodules.from_folder import folder_to_gldv2
+
+    photos = tmp_path / "photos"
+    for place, count in {"bridge": 2, "Paris, Louvre": 1}.items():
+        (photos / place).mkdir(parents=True)
+        for index in range(count):
+            Image.new("RGB", (40, 30), (30 * index, 90, 160)).save(photos / place / f"{index}.jpg")
+    conversion = folder_to_gldv2(photos, tmp_path / "gldv2")
+    with open(tmp_path / "gldv2" / "landmarks.csv", newline="") as handle:
+        places = {row["place"]: int(row["landmark_id"]) for row in csv.DictReader(handle)}
+    assert places == conversion.landmarks == {"Paris, Louvre": 0, "bridge": 1}
+    with open(tmp_path / "gldv2" / "train_clean.csv", newline="") as handle:
+        clean = {int(row["landmark_id"]): row["images"].split() for row in csv.DictReader(handle)}
+    assert sorted(len(images) for images in clean.values()) == [1, 2] and len(clean[places["bridge"]]) == 2
