@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
+from experiments.tables import markdown_table, percent
 
 SETTINGS = {"default (multi-scale, max side 1024)": [], "extraction=single_512": ["extraction=single_512"]}
 
@@ -56,11 +57,12 @@ def main() -> None:
         "cores shared with other jobs; every image is extracted once (leave-one-out queries reuse their database "
         "descriptors).",
         "",
-        "| setting | wall time | mAP | mP@10 |",
-        "|---|---|---|---|",
-        *(
-            f"| {row['setting']} | {row['seconds'] / 60:.1f} min | {100 * row['mAP']:.2f} | {100 * row['mP@10']:.2f} |"
-            for row in rows
+        markdown_table(
+            ["setting", "wall time", "mAP", "mP@10"],
+            [
+                [row["setting"], f"{row['seconds'] / 60:.1f} min", percent(row["mAP"]), percent(row["mP@10"])]
+                for row in rows
+            ],
         ),
     ]
     markdown = "\n".join(lines)

@@ -18,6 +18,7 @@ import torch
 
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
 from datamodules.formats.folders import load_folder
+from experiments.tables import markdown_table, percent
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.descriptor.superglobal import SuperGlobalRerank
@@ -71,11 +72,12 @@ def main() -> None:
         "EfficientNet-Lite0 (ImageNet), GeM, max side 512, one torch thread. ms/query: exact search, "
         "post-processing and scoring of the whole benchmark divided by its queries (best of 5).",
         "",
-        "| setting | mAP | mP@10 | ms/query |",
-        "|---|---|---|---|",
-        *(
-            f"| {row['setting']} | {100 * row['mAP']:.2f} | {100 * row['mP@10']:.2f} | {row['ms_per_query']:.2f} |"
-            for row in rows
+        markdown_table(
+            ["setting", "mAP", "mP@10", "ms/query"],
+            [
+                [row["setting"], percent(row["mAP"]), percent(row["mP@10"]), f"{row['ms_per_query']:.2f}"]
+                for row in rows
+            ],
         ),
     ]
     markdown = "\n".join(lines)
