@@ -198,7 +198,8 @@ def query_local_features(
     """Local features of every query with the settings of the database ``store``.
 
     A query without a crop box whose file is a database image (leave-one-out benchmarks) is read from the
-    store: the same extractor already ran on the same file. Other queries are extracted, cropped to their box.
+    store: the same extractor already ran on the same file. Other queries, and every query of a compact store
+    (which keeps codes, not the query's full features), are extracted, cropped to their box.
 
     Raises:
         ValueError: the store was built with other settings than ``extractor``'s.
@@ -212,8 +213,9 @@ def query_local_features(
         for image_id, path in zip(benchmark.database_ids, benchmark.database_paths, strict=True)
     }
     features = []
+    reuse_store = store.metadata.codec is None
     for path, box in zip(benchmark.query_paths, benchmark.query_boxes, strict=True):
-        if box is None and path in database_id_of and database_id_of[path] in store:
+        if reuse_store and box is None and path in database_id_of and database_id_of[path] in store:
             features.append(store.get(database_id_of[path]))
         else:
             features.append(extractor.from_path(path, box))

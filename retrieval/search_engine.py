@@ -47,7 +47,11 @@ def query_extractor(metadata: StoreMetadata) -> LocalFeatureExtractor:
             f"the store holds {metadata.method!r} features; a collection's queries are described with one of "
             f"{LOCAL_FEATURE_METHODS}"
         )
-    return LocalFeatureExtractor(metadata.method, metadata.max_keypoints, metadata.max_side)  # type: ignore[arg-type]
+    return LocalFeatureExtractor(
+        metadata.method,  # type: ignore[arg-type]
+        metadata.query_max_keypoints or metadata.max_keypoints,
+        metadata.max_side,
+    )
 
 
 # A result at this cosine or above is the query's own image (or an exact copy): an indexed image searched as a

@@ -86,6 +86,7 @@ class CnnPatchExtractor:
     method = CNN_PATCH_METHOD
     binary = False
     runs_in_workers = False  # the network stays in this process, on its device
+    compact = None  # patches are stored as extracted
 
     def __init__(
         self,

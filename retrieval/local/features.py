@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from retrieval.images import BoundingBox, crop_region, decode, load_gray
+from retrieval.local.hamming import CompactSettings
 
 LocalFeatureMethod = Literal["sift", "rootsift", "orb", "akaze", "brisk"]
 LOCAL_FEATURE_METHODS: tuple[str, ...] = get_args(LocalFeatureMethod)
@@ -137,6 +138,8 @@ class LocalExtractor(Protocol):
             stores of different weights never mix.
         runs_in_workers: whether extraction may run in worker processes (False for one that holds a network
             on a device).
+        compact: how a store encodes database features compactly (:mod:`retrieval.local.hamming`); None
+            stores them as extracted. Queries are described in full either way.
     """
 
     @property
@@ -159,6 +162,9 @@ class LocalExtractor(Protocol):
 
     @property
     def runs_in_workers(self) -> bool: ...
+
+    @property
+    def compact(self) -> CompactSettings | None: ...
 
     def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
         """Features of an image file, or of its crop ``box`` (full-resolution pixels; keypoints are then in
@@ -193,7 +199,11 @@ class LocalFeatureExtractor:
     runs_in_workers = True
 
     def __init__(
-        self, method: LocalFeatureMethod = "rootsift", max_keypoints: int = 2048, max_side: int = 1024
+        self,
+        method: LocalFeatureMethod = "rootsift",
+        max_keypoints: int = 2048,
+        max_side: int = 1024,
+        compact: CompactSettings | None = None,
     ):
         if method not in LOCAL_FEATURE_METHODS:
             raise ValueError(f"method must be one of {LOCAL_FEATURE_METHODS}, got {method!r}")
@@ -201,14 +211,18 @@ class LocalFeatureExtractor:
             raise ValueError(f"max_keypoints must be positive, got {max_keypoints}")
         if max_side <= 0:
             raise ValueError(f"max_side must be positive, got {max_side}")
+        if compact is not None and method not in ("sift", "rootsift"):
+            raise ValueError(f"compact stores embed SIFT or RootSIFT descriptors, not {method!r}")
         self.method = method
         self.max_keypoints = max_keypoints
         self.max_side = max_side
+        self.compact = compact
 
     def __repr__(self) -> str:
+        compact = "" if self.compact is None else f", compact={self.compact}"
         return (
             f"LocalFeatureExtractor(method={self.method!r}, max_keypoints={self.max_keypoints}, "
-            f"max_side={self.max_side})"
+            f"max_side={self.max_side}{compact})"
         )
 
     @property

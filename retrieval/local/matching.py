@@ -11,18 +11,26 @@ descriptor.
 
 :func:`match_descriptors` matches one pair; :func:`match_descriptors_batched` matches one query against many
 candidates with one large matrix product per block of candidates, and finds second neighbours and mutual
-partners without any full sort: this is the hot path of re-ranking. :class:`MatchingConfig` holds the settings
-re-ranking matches with; :mod:`retrieval.local.verification` fits geometry to the matches.
+partners without any full sort: this is the hot path of re-ranking. :class:`Matching` is what re-ranking
+matches with: :class:`MatchingConfig` (these nearest neighbours, over a store of float or binary descriptors) or
+:class:`~retrieval.local.hamming_matching.HammingMatching` (a compact store); :mod:`retrieval.local.verification`
+fits geometry to the matches.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
+
+from retrieval.local.features import LocalFeatures
+
+if TYPE_CHECKING:
+    from retrieval.local.store import FeatureStore
 
 MatmulPrecision = Literal["float32", "bfloat16"]
 MATMUL_PRECISIONS: tuple[str, ...] = get_args(MatmulPrecision)
@@ -41,8 +49,45 @@ _NEGATIVE_BFLOAT16_MESSAGE = (
 _GROUP = 64
 
 
+class Matching(ABC):
+    """How re-ranking finds the tentative matches of a query with its candidates read from a store.
+
+    Subclasses are frozen dataclasses with the keypoint budgets ``query_max_keypoints`` (match only the
+    query's strongest keypoints; None: all) and ``database_max_keypoints`` (read only each candidate's
+    strongest from the store).
+    """
+
+    query_max_keypoints: int | None
+    database_max_keypoints: int | None
+
+    @abstractmethod
+    def check_store(self, query: LocalFeatures, store: FeatureStore) -> None:
+        """Raise ValueError when the query's features cannot be matched with what ``store`` holds."""
+
+    @abstractmethod
+    def match(
+        self, query: LocalFeatures, candidates: Sequence[LocalFeatures], store: FeatureStore
+    ) -> list[np.ndarray]:
+        """(Mc, 2) int64 (query index, database index) pairs per candidate."""
+
+    def notes(self) -> list[str]:
+        """What differs from the defaults, for labels (e.g. ``["512/256 keypoints"]``)."""
+        if self.query_max_keypoints is None and self.database_max_keypoints is None:
+            return []
+        budgets = (self.query_max_keypoints, self.database_max_keypoints)
+        return ["/".join("all" if budget is None else str(budget) for budget in budgets) + " keypoints"]
+
+
+def check_budgets(matching: Matching) -> None:
+    """Keypoint budgets are positive or None."""
+    for name in ("query_max_keypoints", "database_max_keypoints"):
+        value = getattr(matching, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive or None, got {value}")
+
+
 @dataclass(frozen=True)
-class MatchingConfig:
+class MatchingConfig(Matching):
     """How re-ranking matches a query with its candidates (:func:`match_descriptors_batched`).
 
     Attributes:
@@ -64,24 +109,38 @@ class MatchingConfig:
 
     def __post_init__(self) -> None:
         _check_ratio(self.ratio)
-        for name in ("query_max_keypoints", "database_max_keypoints"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
+        check_budgets(self)
         if self.precision not in MATMUL_PRECISIONS:
             raise ValueError(f"precision must be one of {MATMUL_PRECISIONS}, got {self.precision!r}")
 
+    def check_store(self, query: LocalFeatures, store: FeatureStore) -> None:
+        metadata = store.metadata
+        if metadata.codec is not None:
+            raise ValueError(
+                f"{store.root} is a compact store ({metadata.codec}): match it with Hamming matching "
+                "(rerank=compact, or matching=hamming)"
+            )
+        if query.dim != metadata.dim or query.binary != metadata.binary:
+            raise ValueError(
+                f"query features are {query.descriptors.dtype} with {query.dim} dimensions but the store holds "
+                f"{metadata.method} {metadata.descriptor_dtype} features with {metadata.dim}"
+            )
+
+    def match(
+        self, query: LocalFeatures, candidates: Sequence[LocalFeatures], store: FeatureStore
+    ) -> list[np.ndarray]:
+        return match_descriptors_batched(
+            query.descriptors,
+            [candidate.descriptors for candidate in candidates],
+            ratio=self.ratio,
+            mutual=self.mutual,
+            precision=self.precision,
+            device=self.device,
+        )
+
     def notes(self) -> list[str]:
         """What differs from matching every keypoint in float32, for labels (e.g. ``["512/256 keypoints"]``)."""
-        notes = []
-        if self.query_max_keypoints is not None or self.database_max_keypoints is not None:
-            budgets = (self.query_max_keypoints, self.database_max_keypoints)
-            notes.append(
-                "/".join("all" if budget is None else str(budget) for budget in budgets) + " keypoints"
-            )
-        if self.precision != "float32":
-            notes.append(self.precision)
-        return notes
+        return super().notes() + ([self.precision] if self.precision != "float32" else [])
 
 
 def _check_descriptor_pair(query_descriptors: np.ndarray, database_descriptors: np.ndarray) -> None:

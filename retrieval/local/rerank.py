@@ -33,7 +33,7 @@ import numpy as np
 
 from retrieval.local.cnn_patches import CNN_PATCH_METHOD, patch_similarity
 from retrieval.local.features import LocalFeatures
-from retrieval.local.matching import MatchingConfig, match_descriptors_batched
+from retrieval.local.matching import Matching, MatchingConfig
 from retrieval.local.store import FeatureStore
 from retrieval.local.verification import MIN_SAMPLE_SIZES, VerificationConfig, verify_matches
 
@@ -129,7 +129,7 @@ class KeypointRerank(RerankMethod):
     """Methods that match keypoint descriptors; :meth:`_verify` (geometry) is the step subclasses add."""
 
     local_features: ClassVar[str] = KEYPOINTS
-    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    matching: Matching = field(default_factory=MatchingConfig)
 
     def work_key(self) -> Hashable:
         return (KEYPOINTS, self.matching)
@@ -147,17 +147,10 @@ class KeypointRerank(RerankMethod):
     def gather(
         self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
     ) -> LocalEvidence:
-        _check_compatible(query, store)
+        self.matching.check_store(query, store)
         query_used = query.top(self.matching.query_max_keypoints)
         candidates = store.get_many(candidate_ids, self.matching.database_max_keypoints)
-        matches = match_descriptors_batched(
-            query_used.descriptors,
-            [candidate.descriptors for candidate in candidates],
-            ratio=self.matching.ratio,
-            mutual=self.matching.mutual,
-            precision=self.matching.precision,
-            device=self.matching.device,
-        )
+        matches = self.matching.match(query_used, candidates, store)
         masks = self._verify(query_used, candidates, matches, store.metadata.max_side)
         num_matches = np.array([len(pairs) for pairs in matches], dtype=np.int64)
         inlier_masks = masks or [np.zeros(len(pairs), dtype=bool) for pairs in matches]
@@ -183,7 +176,7 @@ class RatioCountRerank(KeypointRerank):
     """The thesis' E5: ``alpha·global + (1 − alpha)·match ratio``, ratio-test matches without geometry."""
 
     alpha: float = 0.8
-    matching: MatchingConfig = field(default_factory=lambda: MatchingConfig(mutual=False))
+    matching: Matching = field(default_factory=lambda: MatchingConfig(mutual=False))
 
     def __post_init__(self) -> None:
         _check_alpha(self.alpha)
@@ -345,7 +338,7 @@ class CnnPatchRerank(RerankMethod):
     def gather(
         self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
     ) -> LocalEvidence:
-        _check_compatible(query, store)
+        _check_patches(query, store)
         candidates = store.get_many(candidate_ids)
         zeros = np.zeros(len(candidates), dtype=np.int64)
         return LocalEvidence(
@@ -393,7 +386,7 @@ class RerankResult:
         return self.evidence.correspondences[int(found[0])] if found.size else None
 
 
-def _check_compatible(query: LocalFeatures, store: FeatureStore) -> None:
+def _check_patches(query: LocalFeatures, store: FeatureStore) -> None:
     if query.dim != store.metadata.dim or query.binary != store.metadata.binary:
         raise ValueError(
             f"query features are {query.descriptors.dtype} with {query.dim} dimensions but the store holds "

@@ -8,6 +8,12 @@ Layout of a store directory:
   beyond 2048 pixels; keypoints are 16 bytes against 256 for a float16 SIFT descriptor.
 - ``shard_NNNNN.descriptors.bin``: raw rows of the descriptors in the same order, float16 for float
   descriptors (RootSIFT loses nothing that matching can see) and uint8 for packed binary descriptors.
+
+A compact store (``StoreMetadata.codec`` set, ``local_features=compact``) keeps the strongest
+``CompactSettings.stored_keypoints`` per image at 6 + B/8 bytes each: keypoints as uint16 (x, y) in
+1/65535 of the image's longest side (scale and angle read back as 0), and descriptors as Hamming-embedding code
+rows (:mod:`retrieval.local.hamming`), whose embedding ``codec.npz`` is trained on a sample of the images before
+the first shard and saved with the store; a store built with one embedding refuses to be extended with another.
 - ``shard_NNNNN.index.json``: written last, atomically, when the shard is complete: for each image id its
   row offset, keypoint count and image size, and the ids skipped because their image could not be read.
 
@@ -40,16 +46,21 @@ import torch
 
 from retrieval.images import ImageLoadError
 from retrieval.local.features import LocalExtractor, LocalFeatures
+from retrieval.local.hamming import CompactSettings, HammingEmbedding
 from retrieval.progress import stage
 
 logger = logging.getLogger(__name__)
 
 STORE_FORMAT_VERSION = 1
 METADATA_FILE = "meta.json"
+CODEC_FILE = "codec.npz"
 DESCRIPTOR_DTYPES: tuple[str, ...] = ("float16", "uint8")
-_KEYPOINT_COLUMNS = 4
+# Keypoint rows: float32 (x, y, scale, angle) in pixels, or uint16 (x, y) in 1/65535 of the longest side.
+KEYPOINT_COLUMNS: dict[str, int] = {"float32": 4, "uint16": 2}
+_KEYPOINT_RAW_DTYPES = {"float32": "<f4", "uint16": "<u2"}
+_POSITION_STEPS = 65535
 # Bytes of one keypoint in a store: x, y, scale and angle in float32.
-KEYPOINT_BYTES = 4 * _KEYPOINT_COLUMNS
+KEYPOINT_BYTES = 4 * KEYPOINT_COLUMNS["float32"]
 # Extraction jobs queued per worker process, so that a million images do not become a million futures.
 _JOBS_PER_WORKER = 16
 # prctl option: the signal a process gets when its parent dies.
@@ -65,8 +76,12 @@ class StoreMetadata:
         max_keypoints: keypoint budget per image at extraction.
         max_side: longest image side at detection, in pixels.
         dim: descriptor width (float values, or bytes of packed bits).
-        descriptor_dtype: "float16" (float descriptors) or "uint8" (packed bits).
+        descriptor_dtype: "float16" (float descriptors) or "uint8" (packed bits, or code rows).
         format_version: layout version of the files.
+        keypoint_dtype: "float32" rows (x, y, scale, angle) or "uint16" rows (x, y) of a compact store.
+        codec: the compact store's embedding settings (:attr:`CompactSettings.label`), None for plain features.
+        query_max_keypoints: keypoints a query is described with, when it differs from ``max_keypoints``
+            (a compact store keeps fewer per database image than a query has).
     """
 
     method: str
@@ -75,11 +90,18 @@ class StoreMetadata:
     dim: int
     descriptor_dtype: str
     format_version: int = STORE_FORMAT_VERSION
+    keypoint_dtype: str = "float32"
+    codec: str | None = None
+    query_max_keypoints: int | None = None
 
     def __post_init__(self) -> None:
         if self.descriptor_dtype not in DESCRIPTOR_DTYPES:
             raise ValueError(
                 f"descriptor_dtype must be one of {DESCRIPTOR_DTYPES}, got {self.descriptor_dtype!r}"
+            )
+        if self.keypoint_dtype not in KEYPOINT_COLUMNS:
+            raise ValueError(
+                f"keypoint_dtype must be one of {tuple(KEYPOINT_COLUMNS)}, got {self.keypoint_dtype!r}"
             )
         if self.dim <= 0 or self.max_keypoints <= 0 or self.max_side <= 0:
             raise ValueError(
@@ -89,7 +111,19 @@ class StoreMetadata:
 
     @classmethod
     def from_extractor(cls, extractor: LocalExtractor) -> StoreMetadata:
-        """The metadata of a store built with ``extractor``."""
+        """The metadata of a store built with ``extractor`` (compact when its ``compact`` settings are set)."""
+        compact = extractor.compact
+        if compact is not None:
+            return cls(
+                method=extractor.method,
+                max_keypoints=min(compact.stored_keypoints, extractor.max_keypoints),
+                max_side=extractor.max_side,
+                dim=compact.code_bytes,
+                descriptor_dtype="uint8",
+                keypoint_dtype="uint16",
+                codec=compact.label,
+                query_max_keypoints=extractor.max_keypoints,
+            )
         return cls(
             method=extractor.method,
             max_keypoints=extractor.max_keypoints,
@@ -100,13 +134,52 @@ class StoreMetadata:
 
     @property
     def binary(self) -> bool:
-        """Whether descriptors are packed bits."""
+        """Whether descriptors are packed bits (or code rows)."""
         return self.descriptor_dtype == "uint8"
+
+    @property
+    def bytes_per_keypoint(self) -> int:
+        """Bytes of one stored keypoint and its descriptor."""
+        keypoint = np.dtype(_KEYPOINT_RAW_DTYPES[self.keypoint_dtype]).itemsize * KEYPOINT_COLUMNS[self.keypoint_dtype]
+        return keypoint + self.dim * (1 if self.binary else 2)
 
     def mismatches(self, other: StoreMetadata) -> list[str]:
         """Human-readable differences ``field: self value != other value``; empty when they agree."""
         mine, theirs = asdict(self), asdict(other)
         return [f"{name}: {mine[name]!r} != {theirs[name]!r}" for name in mine if mine[name] != theirs[name]]
+
+
+def encode_positions(keypoints: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(N, 2) uint16 x, y of keypoints (N, 4+) in 1/65535 of the image's longest side (rounded, clipped)."""
+    longest = max(image_size[0], image_size[1], 1)
+    steps = np.rint(keypoints[:, :2] * (_POSITION_STEPS / longest))
+    return np.clip(steps, 0, _POSITION_STEPS).astype("<u2")
+
+
+def decode_positions(positions: np.ndarray, longest_sides: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 keypoints (x, y, scale 0, angle 0) in pixels from uint16 positions (N, 2) and each
+    row's image longest side (N,)."""
+    keypoints = np.zeros((len(positions), 4), dtype=np.float32)
+    keypoints[:, :2] = positions * (np.asarray(longest_sides, np.float32)[:, None] / _POSITION_STEPS)
+    return keypoints
+
+
+def _store_codec(root: Path, codec: HammingEmbedding | None) -> HammingEmbedding:
+    """The embedding of the compact store at ``root``: the saved one (``codec``, if given, must be it), or
+    ``codec`` saved as the store's."""
+    path = root / CODEC_FILE
+    if path.is_file():
+        stored = HammingEmbedding.load(path)
+        if codec is not None and codec.fingerprint != stored.fingerprint:
+            raise ValueError(
+                f"{root} was built with Hamming embedding {stored.fingerprint}, not {codec.fingerprint}: "
+                "codes of two embeddings cannot be matched together; build a new store"
+            )
+        return stored
+    if codec is None:
+        raise ValueError(f"{root} is a compact store without its {CODEC_FILE}: give the embedding to build it with")
+    codec.save(path)
+    return codec
 
 
 def _shard_stem(root: Path, shard: int) -> Path:
@@ -135,7 +208,13 @@ class FeatureStoreWriter:
     Use as a context manager (or call :meth:`close`) so that the last, partial shard is written.
     """
 
-    def __init__(self, root: str | Path, metadata: StoreMetadata, shard_size: int = 512):
+    def __init__(
+        self,
+        root: str | Path,
+        metadata: StoreMetadata,
+        shard_size: int = 512,
+        codec: HammingEmbedding | None = None,
+    ):
         if shard_size <= 0:
             raise ValueError(f"shard_size must be positive, got {shard_size}")
         self.root = Path(root)
@@ -150,6 +229,7 @@ class FeatureStoreWriter:
                 )
         else:
             (self.root / METADATA_FILE).write_text(json.dumps(asdict(metadata), indent=2))
+        self.codec = _store_codec(self.root, codec) if metadata.codec is not None else None
 
         shards = _completed_shards(self.root)
         self.completed_ids: set[str] = set()
@@ -183,16 +263,35 @@ class FeatureStoreWriter:
         if image_id in self.completed_ids or image_id in self._entries or image_id in self._skipped:
             raise ValueError(f"image id {image_id!r} is already in the store")
 
+    def _encoded(self, features: LocalFeatures) -> LocalFeatures:
+        """A compact store's code rows of the strongest features (code rows read from a store of the same
+        embedding pass as they are)."""
+        if self.codec is None or (features.binary and features.dim == self.metadata.dim):
+            return features
+        if features.binary or features.dim != self.codec.vocabulary.dim:
+            raise ValueError(
+                f"a compact store encodes float descriptors of {self.codec.vocabulary.dim} dimensions, got "
+                f"{features.descriptors.dtype} with {features.dim}"
+            )
+        strongest = features.top(self.metadata.max_keypoints)
+        return LocalFeatures(strongest.keypoints, self.codec.codes(strongest.descriptors), strongest.image_size)
+
     def add(self, image_id: str, features: LocalFeatures) -> None:
-        """Append the features of one image (strongest first, as extractors return them)."""
+        """Append the features of one image (strongest first, as extractors return them); a compact store
+        encodes them."""
         self._check_new(image_id)
+        features = self._encoded(features)
         if features.dim != self.metadata.dim or features.binary != self.metadata.binary:
             raise ValueError(
                 f"features of {image_id!r} are {features.descriptors.dtype} with {features.dim} dimensions, "
                 f"the store holds {self.metadata.descriptor_dtype} with {self.metadata.dim}"
             )
         keypoint_file, descriptor_file = self._open_shard()
-        keypoint_file.write(np.ascontiguousarray(features.keypoints, dtype="<f4").tobytes())
+        if self.metadata.keypoint_dtype == "uint16":
+            keypoint_rows = encode_positions(features.keypoints, features.image_size)
+        else:
+            keypoint_rows = np.ascontiguousarray(features.keypoints, dtype="<f4")
+        keypoint_file.write(keypoint_rows.tobytes())
         descriptor_dtype = "u1" if self.metadata.binary else "<f2"
         descriptor_file.write(np.ascontiguousarray(features.descriptors, dtype=descriptor_dtype).tobytes())
         self._entries[image_id] = (self._rows, len(features), list(features.image_size))
@@ -278,6 +377,22 @@ class FeatureStore:
             self.skipped.update(index["skipped"])
         self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._raw_dtype = np.dtype("u1" if self.metadata.binary else "<f2")
+        self._keypoint_dtype = np.dtype(_KEYPOINT_RAW_DTYPES[self.metadata.keypoint_dtype])
+        self._keypoint_columns = KEYPOINT_COLUMNS[self.metadata.keypoint_dtype]
+        self._codec: HammingEmbedding | None = None
+
+    @property
+    def codec(self) -> HammingEmbedding:
+        """The Hamming embedding of a compact store's codes.
+
+        Raises:
+            ValueError: the store is not compact.
+        """
+        if self.metadata.codec is None:
+            raise ValueError(f"{self.root} holds {self.metadata.method} descriptors, not compact codes")
+        if self._codec is None:
+            self._codec = HammingEmbedding.load(self.root / CODEC_FILE)
+        return self._codec
 
     @property
     def ids(self) -> list[str]:
@@ -289,10 +404,7 @@ class FeatureStore:
 
     def bytes_per_image(self) -> float:
         """Mean bytes of features (keypoints and descriptors) per image with features."""
-        stored = sum(
-            row_count * (_KEYPOINT_COLUMNS * 4 + self.metadata.dim * self._raw_dtype.itemsize)
-            for row_count in self._shard_rows.values()
-        )
+        stored = sum(row_count * self.metadata.bytes_per_keypoint for row_count in self._shard_rows.values())
         return stored / max(1, len(self._locations))
 
     def __contains__(self, image_id: object) -> bool:
@@ -303,12 +415,15 @@ class FeatureStore:
             rows = self._shard_rows[shard]
             stem = _shard_stem(self.root, shard)
             if rows == 0:  # an empty file cannot be memory-mapped
-                keypoints = np.zeros((0, _KEYPOINT_COLUMNS), np.float32)
+                keypoints = np.zeros((0, self._keypoint_columns), self._keypoint_dtype)
                 descriptors = np.zeros((0, self.metadata.dim), self._raw_dtype)
             else:
                 # Copy-on-write maps: the files stay read-only and the arrays writable, as torch requires.
                 keypoints = np.memmap(
-                    f"{stem}.keypoints.bin", dtype="<f4", mode="c", shape=(rows, _KEYPOINT_COLUMNS)
+                    f"{stem}.keypoints.bin",
+                    dtype=self._keypoint_dtype,
+                    mode="c",
+                    shape=(rows, self._keypoint_columns),
                 )
                 descriptors = np.memmap(
                     f"{stem}.descriptors.bin",
@@ -324,7 +439,7 @@ class FeatureStore:
         if max_keypoints is not None and max_keypoints < 0:
             raise ValueError(f"max_keypoints must be non-negative or None, got {max_keypoints}")
         if image_id in self.skipped:
-            return np.zeros((0, _KEYPOINT_COLUMNS), np.float32), np.zeros(
+            return np.zeros((0, self._keypoint_columns), self._keypoint_dtype), np.zeros(
                 (0, self.metadata.dim), self._raw_dtype
             )
         if image_id not in self._locations:
@@ -356,9 +471,11 @@ class FeatureStore:
         rows = [self._rows(image_id, max_keypoints) for image_id in image_ids]
         if not rows:
             return []
-        keypoints = np.concatenate([image_keypoints for image_keypoints, _ in rows]).astype(
-            np.float32, copy=False
-        )
+        keypoints = np.concatenate([image_keypoints for image_keypoints, _ in rows])
+        if self.metadata.keypoint_dtype == "uint16":
+            longest = [max(self._image_size(image_id)) for image_id in image_ids]
+            keypoints = decode_positions(keypoints, np.repeat(longest, [len(kps) for kps, _ in rows]))
+        keypoints = keypoints.astype(np.float32, copy=False)
         descriptors = np.concatenate([image_descriptors for _, image_descriptors in rows])
         if not self.metadata.binary:
             descriptors = (
@@ -430,6 +547,27 @@ def _extract_in_order(
             yield in_flight.popleft().result()
 
 
+def train_codec(
+    extractor: LocalExtractor, paths: Sequence[str], settings: CompactSettings, num_workers: int = 0
+) -> HammingEmbedding:
+    """A Hamming embedding trained on the features of a random sample of ``settings.training_images`` of
+    ``paths``: an equal share of ``settings.max_training_descriptors`` random descriptors from each image."""
+    rng = np.random.default_rng(settings.seed)
+    sample = sorted(rng.choice(len(paths), min(len(paths), settings.training_images), replace=False).tolist())
+    per_image = -(-settings.max_training_descriptors // max(1, len(sample)))
+    chunks = []
+    results = _extract_in_order(extractor, [paths[index] for index in sample], num_workers)
+    with stage("Hamming embedding sample", len(sample)) as bar:
+        for result in results:
+            if not isinstance(result, str) and len(result):
+                keep = rng.choice(len(result), min(len(result), per_image), replace=False)
+                chunks.append(result.descriptors[np.sort(keep)])
+            bar.update(1)
+    if not chunks:
+        raise ValueError("cannot train a Hamming embedding: no sampled image has local features")
+    return HammingEmbedding.train(np.concatenate(chunks), settings)
+
+
 def build_feature_store(
     root: str | Path,
     images: Mapping[str, str | Path],
@@ -452,6 +590,8 @@ def build_feature_store(
             worker processes, e.g. CNN patches).
         shard_size: images per shard file.
         progress: show a progress bar (the stage's time is logged either way).
+        (A compact extractor's store first trains its Hamming embedding on a sample of ``images``, unless the
+        store, or ``reuse``, has one.)
         reuse, reuse_ids: a store of the same settings (e.g. the previous build's) and the images whose features
             are copied from it rather than extracted (unchanged files).
 
@@ -461,7 +601,13 @@ def build_feature_store(
     if num_workers < 0:
         raise ValueError(f"num_workers must be non-negative, got {num_workers}")
     metadata = StoreMetadata.from_extractor(extractor)
-    with FeatureStoreWriter(root, metadata, shard_size) as writer:
+    codec = None
+    if extractor.compact is not None and not (Path(root) / CODEC_FILE).is_file():
+        if reuse is not None and not reuse.metadata.mismatches(metadata):
+            codec = reuse.codec  # codes of the copied images stay valid
+        else:
+            codec = train_codec(extractor, [str(path) for path in images.values()], extractor.compact, num_workers)
+    with FeatureStoreWriter(root, metadata, shard_size, codec) as writer:
         pending = [
             (image_id, str(path)) for image_id, path in images.items() if image_id not in writer.completed_ids
         ]

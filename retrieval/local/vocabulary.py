@@ -79,6 +79,7 @@ class VisualVocabulary:
             niter=num_iterations,
             seed=seed,
             max_points_per_centroid=max(1, len(descriptors) // num_words + 1),  # we sampled already
+            min_points_per_centroid=1,  # callers size k (effective_num_words); no faiss warning per cell
             verbose=False,
         )
         kmeans.train(descriptors)
