@@ -56,6 +56,7 @@ def calibrate(cfg: DictConfig) -> VerdictThreshold:
         Path(cfg.cache_dir) / "feature_stores",
         cfg.num_workers,
         cfg.progress,
+        codec=engine.store.codec if engine.store.metadata.codec is not None else None,
     )
     positives, negatives = verified_pair_inliers(
         benchmark,

@@ -32,6 +32,7 @@ from retrieval.descriptor.query_expansion import alpha_query_expansion, database
 from retrieval.descriptor.superglobal import SuperGlobalRerank, superglobal_rerank
 from retrieval.descriptor.whitening import Whitening
 from retrieval.local.features import LocalExtractor, LocalFeatures
+from retrieval.local.hamming import HammingEmbedding
 from retrieval.local.rerank import RerankMethod
 from retrieval.local.store import FeatureStore, StoreMetadata, build_feature_store
 from retrieval.metrics import evaluate_ranking
@@ -159,14 +160,18 @@ def rank_and_score(
     return BenchmarkResult(metrics=metrics, ranking=ranking_array, scores=scores.cpu().numpy())
 
 
-def _store_folder_name(benchmark: RetrievalBenchmark, extractor: LocalExtractor) -> str:
+def _store_folder_name(
+    benchmark: RetrievalBenchmark, extractor: LocalExtractor, codec: HammingEmbedding | None
+) -> str:
     """``<benchmark>_<method>_<keypoints>kp_<side>px_<hash>``: the hash covers the database files (names, sizes
-    and modification times), the extractor's settings and the weights behind its descriptors."""
+    and modification times), the extractor's settings, the weights behind its descriptors and the given
+    Hamming embedding."""
     metadata = StoreMetadata.from_extractor(extractor)
     content = {
         "database": files_fingerprint(benchmark.database_paths),
         "metadata": asdict(metadata),
         "network": extractor.descriptor_id,
+        "codec": None if codec is None else codec.fingerprint,
     }
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     return f"{benchmark.name}_{metadata.method}_{metadata.max_keypoints}kp_{metadata.max_side}px_{digest}"
@@ -178,6 +183,7 @@ def benchmark_feature_store(
     cache_dir: str | Path,
     num_workers: int = 0,
     progress: bool = True,
+    codec: HammingEmbedding | None = None,
 ) -> FeatureStore:
     """The local features of the benchmark's database, extracted once into a folder of ``cache_dir`` named
     after the benchmark, the settings and a fingerprint of the database files, and read from there afterwards
@@ -186,10 +192,14 @@ def benchmark_feature_store(
 
     Args:
         num_workers: extraction processes (for extractors that can run in workers).
+        codec: the Hamming embedding of a compact extractor's store (e.g. a collection's); None trains one on
+            the benchmark's database.
     """
-    root = Path(cache_dir) / _store_folder_name(benchmark, extractor)
+    root = Path(cache_dir) / _store_folder_name(benchmark, extractor, codec)
     images = dict(zip(benchmark.database_ids, benchmark.database_paths, strict=True))
-    return build_feature_store(root, images, extractor, num_workers=num_workers, progress=progress)
+    return build_feature_store(
+        root, images, extractor, num_workers=num_workers, progress=progress, codec=codec
+    )
 
 
 def query_local_features(

@@ -51,6 +51,7 @@ def query_extractor(metadata: StoreMetadata) -> LocalFeatureExtractor:
         metadata.method,  # type: ignore[arg-type]
         metadata.query_max_keypoints or metadata.max_keypoints,
         metadata.max_side,
+        compact=metadata.compact,
     )
 
 
@@ -186,6 +187,7 @@ class SearchEngine:
                 f"{rerank_config.describe()!r} re-ranks with {rerank_config.local_features} features, but "
                 f"{self.root} holds {self.store.metadata.method} keypoints"
             )
+        rerank_config.check_store(self.store)
 
     def verdict_key(self, rerank_config: RerankMethod) -> str | None:
         """The key of the same-place threshold of ``rerank_config`` on this collection (its local features and

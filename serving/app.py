@@ -146,6 +146,27 @@ async def client_error_response(request: Request, error: Exception) -> JSONRespo
     return JSONResponse({"detail": str(error)}, status_code=status)
 
 
+def _runnable(
+    engine: SearchEngine, rerank_configs: Mapping[str, RerankMethod | None], default_rerank: str | None
+) -> dict[str, RerankMethod | None]:
+    """The choices the collection's local features can run; the others are left out with a log line, except
+    the default, which must run."""
+    runnable: dict[str, RerankMethod | None] = {}
+    for name, config in rerank_configs.items():
+        try:
+            if config is not None:
+                engine.check_rerank(config)
+        except ValueError as error:
+            if name == default_rerank or len(rerank_configs) == 1:
+                raise ValueError(f"the re-ranking {name!r} cannot run: {error}") from error
+            log.info("re-ranking %r is not offered: %s", name, error)
+            continue
+        runnable[name] = config
+    if not runnable:
+        raise ValueError("none of the re-rankings can run on this collection")
+    return runnable
+
+
 def create_app(
     engine: SearchEngine,
     rerank_configs: Mapping[str, RerankMethod | None],
@@ -164,15 +185,17 @@ def create_app(
             largest side the collection's extraction needs.
         top_k: results per search.
         shortlist: global candidates re-ranked with local features.
-        default_rerank: the choice used when a request names none (default: the first of ``rerank_configs``).
+        default_rerank: the choice used when a request names none (default: the first of ``rerank_configs``
+            that the collection can run; choices it cannot run are left out).
         max_concurrent_searches: requests decoding and searching at once; the others wait, so memory stays
             bounded however many clients there are.
     """
     if not rerank_configs:
         raise ValueError("rerank_configs must offer at least one choice (None for global search only)")
-    default_rerank = next(iter(rerank_configs)) if default_rerank is None else default_rerank
-    if default_rerank not in rerank_configs:
+    if default_rerank is not None and default_rerank not in rerank_configs:
         raise ValueError(f"default_rerank {default_rerank!r} is not one of {sorted(rerank_configs)}")
+    rerank_configs = _runnable(engine, rerank_configs, default_rerank)
+    default_rerank = next(iter(rerank_configs)) if default_rerank is None else default_rerank
     if top_k < 1 or shortlist < 1 or max_concurrent_searches < 1:
         raise ValueError(
             f"top_k, shortlist and max_concurrent_searches must be positive, got {top_k}, {shortlist}, "
@@ -184,12 +207,6 @@ def create_app(
     # Validating an upload decodes it once (at most max_pixels): a few at a time, outside the search queue, so
     # bad uploads are refused at once.
     decoding = threading.BoundedSemaphore(max_concurrent_searches + 1)
-    for name, config in rerank_configs.items():
-        if config is not None:
-            try:
-                engine.check_rerank(config)
-            except ValueError as error:
-                raise ValueError(f"the re-ranking {name!r} cannot run: {error}") from error
     page = PAGE_FILE.read_text(encoding="utf-8")
     choices = ", ".join(rerank_configs)
 

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from retrieval.descriptor.extract import ExtractionSettings
-from retrieval.local.matching import MatchingConfig
+from retrieval.local.matching import Matching
 from retrieval.local.rerank import RerankMethod
 from retrieval.local.verification import VerificationConfig
 from tests.conftest import REPO_ROOT
@@ -173,7 +173,7 @@ def test_rerank_options_build_methods(hydra_conf, option):
 @pytest.mark.parametrize(
     ("group", "kind"),
     [
-        ("matching", MatchingConfig),
+        ("matching", Matching),
         ("verification", VerificationConfig),
         ("extraction", ExtractionSettings),
     ],

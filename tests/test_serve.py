@@ -23,6 +23,7 @@ from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.images import load_rgb
 from retrieval.local.features import LocalFeatureExtractor
+from retrieval.local.hamming import CompactSettings
 from retrieval.local.rerank import InliersRerank, RerankMethod
 from retrieval.local.verdict import DEFAULT_MIN_INLIERS
 from retrieval.search_engine import SearchEngine
@@ -37,8 +38,11 @@ MAX_UPLOAD_BYTES = 1 << 20
 TOP_K = 10
 
 
-def build_tiny_collection(demo_root: Path, output_dir: Path) -> Path:
-    """A collection of the demo's index images: small offline network, 128 px descriptors, 256 RootSIFT."""
+def build_tiny_collection(
+    demo_root: Path, output_dir: Path, local_extractor: LocalFeatureExtractor | None = None
+) -> Path:
+    """A collection of the demo's index images: small offline network, 128 px descriptors, 256 RootSIFT
+    (or ``local_extractor``'s features)."""
     net = GlobalDescriptorNet("tf_efficientnet_lite0", pretrained="efficientnet_lite0_pypi")
     build_collection(
         output_dir,
@@ -47,7 +51,7 @@ def build_tiny_collection(demo_root: Path, output_dir: Path) -> Path:
         descriptor_id(net),
         ExtractionSettings(max_side=128, scales=(1.0,), num_workers=0),
         functools.partial(create_index, kind="flat"),
-        LocalFeatureExtractor(max_keypoints=256),
+        local_extractor or LocalFeatureExtractor(max_keypoints=256),
     )
     return output_dir
 
@@ -254,8 +258,31 @@ def preset_client(engine):
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def compact_client(tiny_demo, tmp_path_factory):
+    """The app over a compact collection (a small embedding, 128 stored keypoints) with every preset: only
+    ``compact`` and ``none`` can run there."""
+    compact = CompactSettings(stored_keypoints=128, num_words=64, training_images=20)
+    folder = build_tiny_collection(
+        tiny_demo,
+        tmp_path_factory.mktemp("compact"),
+        LocalFeatureExtractor(max_keypoints=256, compact=compact),
+    )
+    presets = {name: rerank_preset(name) for name in keypoint_presets()}
+    app = create_app(
+        SearchEngine(folder), presets, UploadLimits(max_bytes=MAX_UPLOAD_BYTES), top_k=TOP_K, shortlist=100
+    )
+    with TestClient(app) as test_client:
+        assert [option["name"] for option in test_client.get("/options").json()["rerank_options"]] == [
+            "compact",
+            "none",
+        ]
+        yield test_client
+
+
 @pytest.mark.parametrize("preset", [name for name in RERANK_PRESETS if name != "cnn_patches"])
-def test_match_pictures_count_the_inliers_search_returned_for_every_preset(preset_client, query, preset):
+def test_match_pictures_count_the_inliers_search_returned_for_every_preset(request, query, preset):
+    preset_client = request.getfixturevalue("compact_client" if preset == "compact" else "preset_client")
     query_path, _ = query
     results = post_search(preset_client, query_path, preset).json()["results"]
     upload = {"file": (query_path.name, query_path.read_bytes(), "image/jpeg")}
@@ -416,7 +443,19 @@ def test_create_app_checks_its_arguments(engine, monkeypatch):
         UploadLimits(max_bytes=0)
     monkeypatch.setattr(engine, "store", None)
     with pytest.raises(ValueError, match=r"'inliers' cannot run: .* built without local features"):
-        create_app(engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
+        create_app(
+            engine,
+            RERANK_CONFIGS,
+            uploads=UploadLimits(max_bytes=1),
+            top_k=1,
+            shortlist=1,
+            default_rerank="inliers",
+        )
+    # Without a default, the choices the collection cannot run are left out: here, all but global search.
+    app = create_app(engine, RERANK_CONFIGS, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
+    options = TestClient(app).get("/options").json()
+    assert [option["name"] for option in options["rerank_options"]] == ["none"]
+    assert options["default_rerank"] == "none"
     assert (
         create_app(engine, {"none": None}, uploads=UploadLimits(max_bytes=1), top_k=1, shortlist=1)
         is not None

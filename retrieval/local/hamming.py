@@ -137,7 +137,9 @@ class HammingEmbedding:
         vocabulary = train_vocabulary(descriptors, num_words, vocabulary_settings)
         dim = descriptors.shape[1]
         if settings.num_bits > dim:
-            raise ValueError(f"{settings.num_bits} signature bits need descriptors of at least that many dimensions")
+            raise ValueError(
+                f"{settings.num_bits} signature bits need descriptors of at least that many dimensions"
+            )
         orthogonal, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
         projection = orthogonal[: settings.num_bits].astype(np.float32)
         projected = descriptors @ projection.T
@@ -157,7 +159,9 @@ class HammingEmbedding:
     def encode(self, descriptors: np.ndarray, num_assignments: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Words (N, m) int64, nearest first, and signatures (N, m, B/8) uint8 for each of the m words."""
         descriptors = as_float_descriptors(descriptors, self.vocabulary.dim)
-        words = self.vocabulary.assign(descriptors, num_assignments).reshape(len(descriptors), num_assignments)
+        words = self.vocabulary.assign(descriptors, num_assignments).reshape(
+            len(descriptors), num_assignments
+        )
         repeated = np.repeat(descriptors, num_assignments, axis=0)
         signatures = self.signatures(repeated, words.reshape(-1))
         return words, signatures.reshape(len(descriptors), num_assignments, self.num_bits // 8)
@@ -171,7 +175,9 @@ class HammingEmbedding:
     def split_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Words (N,) int64 and signatures (N, B/8) uint8 of code rows (N, 2 + B/8)."""
         if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[1] != self.code_bytes:
-            raise ValueError(f"codes must be uint8 rows (N, {self.code_bytes}), got {codes.dtype} {codes.shape}")
+            raise ValueError(
+                f"codes must be uint8 rows (N, {self.code_bytes}), got {codes.dtype} {codes.shape}"
+            )
         words = np.ascontiguousarray(codes[:, :_WORD_BYTES]).view("<u2")[:, 0].astype(np.int64)
         return words, codes[:, _WORD_BYTES:]
 
@@ -201,7 +207,7 @@ class HammingEmbedding:
         path = Path(path)
         temporary = path.with_name(path.name + ".tmp")
         with open(temporary, "wb") as handle:
-            np.savez(handle, **self._arrays())
+            np.savez(handle, allow_pickle=False, **self._arrays())
         os.replace(temporary, path)
 
     @classmethod

@@ -75,7 +75,9 @@ def match_codes_batched(
     ends = np.cumsum(counts)
     start = 0
     while start < len(words):
-        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + _PAIRS_PER_BLOCK, "right")))
+        stop = max(
+            start + 1, int(np.searchsorted(ends, ends[start] - counts[start] + _PAIRS_PER_BLOCK, "right"))
+        )
         block_counts = counts[start:stop]
         total = int(block_counts.sum())
         database_rows = np.repeat(np.arange(start, stop), block_counts)
@@ -131,13 +133,13 @@ class HammingMatching(Matching):
         if self.num_assignments <= 0:
             raise ValueError(f"num_assignments must be positive, got {self.num_assignments}")
 
-    def check_store(self, query: LocalFeatures, store: FeatureStore) -> None:
+    def check_store(self, store: FeatureStore, query: LocalFeatures | None = None) -> None:
         if store.metadata.codec is None:
             raise ValueError(
                 f"Hamming matching needs a compact store (local_features=compact); {store.root} holds "
                 f"{store.metadata.method} {store.metadata.descriptor_dtype} descriptors: use an exact matching preset"
             )
-        if query.binary or query.dim != store.codec.vocabulary.dim:
+        if query is not None and (query.binary or query.dim != store.codec.vocabulary.dim):
             raise ValueError(
                 f"query features are {query.descriptors.dtype} with {query.dim} dimensions; the store's codes "
                 f"embed float {store.metadata.method} descriptors with {store.codec.vocabulary.dim}"
@@ -150,7 +152,11 @@ class HammingMatching(Matching):
         assignments = min(self.num_assignments, embedding.vocabulary.num_words)
         words, signatures = embedding.encode(query.descriptors, assignments)
         return match_codes_batched(
-            words, signatures, [candidate.descriptors for candidate in candidates], embedding, self.max_distance
+            words,
+            signatures,
+            [candidate.descriptors for candidate in candidates],
+            embedding,
+            self.max_distance,
         )
 
     def notes(self) -> list[str]:

@@ -61,8 +61,9 @@ class Matching(ABC):
     database_max_keypoints: int | None
 
     @abstractmethod
-    def check_store(self, query: LocalFeatures, store: FeatureStore) -> None:
-        """Raise ValueError when the query's features cannot be matched with what ``store`` holds."""
+    def check_store(self, store: FeatureStore, query: LocalFeatures | None = None) -> None:
+        """Raise ValueError when this matching cannot match what ``store`` holds (with ``query``'s features,
+        when given)."""
 
     @abstractmethod
     def match(
@@ -113,14 +114,14 @@ class MatchingConfig(Matching):
         if self.precision not in MATMUL_PRECISIONS:
             raise ValueError(f"precision must be one of {MATMUL_PRECISIONS}, got {self.precision!r}")
 
-    def check_store(self, query: LocalFeatures, store: FeatureStore) -> None:
+    def check_store(self, store: FeatureStore, query: LocalFeatures | None = None) -> None:
         metadata = store.metadata
         if metadata.codec is not None:
             raise ValueError(
                 f"{store.root} is a compact store ({metadata.codec}): match it with Hamming matching "
                 "(rerank=compact, or matching=hamming)"
             )
-        if query.dim != metadata.dim or query.binary != metadata.binary:
+        if query is not None and (query.dim != metadata.dim or query.binary != metadata.binary):
             raise ValueError(
                 f"query features are {query.descriptors.dtype} with {query.dim} dimensions but the store holds "
                 f"{metadata.method} {metadata.descriptor_dtype} features with {metadata.dim}"

@@ -118,6 +118,14 @@ class RerankMethod(ABC):
     def work_key(self) -> Hashable:
         """Methods with equal keys gather the same evidence and differ only in :meth:`score`."""
 
+    def check_store(self, store: FeatureStore) -> None:
+        """Raise ValueError unless this method can re-rank with what ``store`` holds."""
+        if (store.metadata.method == CNN_PATCH_METHOD) != (self.local_features == CNN_PATCH_METHOD):
+            raise ValueError(
+                f"{self.describe()!r} re-ranks with {self.local_features} features, but {store.root} holds "
+                f"{store.metadata.method} features"
+            )
+
     def verification_key(self) -> str | None:
         """Names the settings that count verified inliers (same-place thresholds are calibrated per key,
         :mod:`retrieval.local.verdict`); None for a method that verifies no geometry."""
@@ -134,6 +142,10 @@ class KeypointRerank(RerankMethod):
     def work_key(self) -> Hashable:
         return (KEYPOINTS, self.matching)
 
+    def check_store(self, store: FeatureStore) -> None:
+        super().check_store(store)
+        self.matching.check_store(store)
+
     def _verify(
         self,
         query: LocalFeatures,
@@ -147,7 +159,7 @@ class KeypointRerank(RerankMethod):
     def gather(
         self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
     ) -> LocalEvidence:
-        self.matching.check_store(query, store)
+        self.matching.check_store(store, query)
         query_used = query.top(self.matching.query_max_keypoints)
         candidates = store.get_many(candidate_ids, self.matching.database_max_keypoints)
         matches = self.matching.match(query_used, candidates, store)

@@ -79,7 +79,8 @@ class StoreMetadata:
         descriptor_dtype: "float16" (float descriptors) or "uint8" (packed bits, or code rows).
         format_version: layout version of the files.
         keypoint_dtype: "float32" rows (x, y, scale, angle) or "uint16" rows (x, y) of a compact store.
-        codec: the compact store's embedding settings (:attr:`CompactSettings.label`), None for plain features.
+        codec: the compact store's embedding settings (a :class:`CompactSettings` as a dict), None for plain
+            features.
         query_max_keypoints: keypoints a query is described with, when it differs from ``max_keypoints``
             (a compact store keeps fewer per database image than a query has).
     """
@@ -91,7 +92,7 @@ class StoreMetadata:
     descriptor_dtype: str
     format_version: int = STORE_FORMAT_VERSION
     keypoint_dtype: str = "float32"
-    codec: str | None = None
+    codec: dict[str, int] | None = None
     query_max_keypoints: int | None = None
 
     def __post_init__(self) -> None:
@@ -121,7 +122,7 @@ class StoreMetadata:
                 dim=compact.code_bytes,
                 descriptor_dtype="uint8",
                 keypoint_dtype="uint16",
-                codec=compact.label,
+                codec=asdict(compact),
                 query_max_keypoints=extractor.max_keypoints,
             )
         return cls(
@@ -138,9 +139,17 @@ class StoreMetadata:
         return self.descriptor_dtype == "uint8"
 
     @property
+    def compact(self) -> CompactSettings | None:
+        """The compact store's settings, None for plain features."""
+        return None if self.codec is None else CompactSettings(**self.codec)
+
+    @property
     def bytes_per_keypoint(self) -> int:
         """Bytes of one stored keypoint and its descriptor."""
-        keypoint = np.dtype(_KEYPOINT_RAW_DTYPES[self.keypoint_dtype]).itemsize * KEYPOINT_COLUMNS[self.keypoint_dtype]
+        keypoint = (
+            np.dtype(_KEYPOINT_RAW_DTYPES[self.keypoint_dtype]).itemsize
+            * KEYPOINT_COLUMNS[self.keypoint_dtype]
+        )
         return keypoint + self.dim * (1 if self.binary else 2)
 
     def mismatches(self, other: StoreMetadata) -> list[str]:
@@ -177,7 +186,9 @@ def _store_codec(root: Path, codec: HammingEmbedding | None) -> HammingEmbedding
             )
         return stored
     if codec is None:
-        raise ValueError(f"{root} is a compact store without its {CODEC_FILE}: give the embedding to build it with")
+        raise ValueError(
+            f"{root} is a compact store without its {CODEC_FILE}: give the embedding to build it with"
+        )
     codec.save(path)
     return codec
 
@@ -274,7 +285,9 @@ class FeatureStoreWriter:
                 f"{features.descriptors.dtype} with {features.dim}"
             )
         strongest = features.top(self.metadata.max_keypoints)
-        return LocalFeatures(strongest.keypoints, self.codec.codes(strongest.descriptors), strongest.image_size)
+        return LocalFeatures(
+            strongest.keypoints, self.codec.codes(strongest.descriptors), strongest.image_size
+        )
 
     def add(self, image_id: str, features: LocalFeatures) -> None:
         """Append the features of one image (strongest first, as extractors return them); a compact store
@@ -577,6 +590,7 @@ def build_feature_store(
     progress: bool = True,
     reuse: FeatureStore | None = None,
     reuse_ids: Collection[str] = (),
+    codec: HammingEmbedding | None = None,
 ) -> FeatureStore:
     """Extract the features of every image once and write them to a store; resumes a partly built one.
 
@@ -590,8 +604,8 @@ def build_feature_store(
             worker processes, e.g. CNN patches).
         shard_size: images per shard file.
         progress: show a progress bar (the stage's time is logged either way).
-        (A compact extractor's store first trains its Hamming embedding on a sample of ``images``, unless the
-        store, or ``reuse``, has one.)
+        codec: the Hamming embedding a compact store encodes with (e.g. a collection's, to calibrate on a
+            benchmark); by default the store's own, else ``reuse``'s, else one trained on a sample of ``images``.
         reuse, reuse_ids: a store of the same settings (e.g. the previous build's) and the images whose features
             are copied from it rather than extracted (unchanged files).
 
@@ -601,12 +615,13 @@ def build_feature_store(
     if num_workers < 0:
         raise ValueError(f"num_workers must be non-negative, got {num_workers}")
     metadata = StoreMetadata.from_extractor(extractor)
-    codec = None
-    if extractor.compact is not None and not (Path(root) / CODEC_FILE).is_file():
+    if extractor.compact is not None and codec is None and not (Path(root) / CODEC_FILE).is_file():
         if reuse is not None and not reuse.metadata.mismatches(metadata):
             codec = reuse.codec  # codes of the copied images stay valid
         else:
-            codec = train_codec(extractor, [str(path) for path in images.values()], extractor.compact, num_workers)
+            codec = train_codec(
+                extractor, [str(path) for path in images.values()], extractor.compact, num_workers
+            )
     with FeatureStoreWriter(root, metadata, shard_size, codec) as writer:
         pending = [
             (image_id, str(path)) for image_id, path in images.items() if image_id not in writer.completed_ids

@@ -55,6 +55,9 @@ def test_round_trip_keeps_keypoints_exactly_and_descriptors_to_float16(tmp_path,
         "dim": 128,
         "descriptor_dtype": "float16",
         "format_version": 1,
+        "keypoint_dtype": "float32",
+        "codec": None,
+        "query_max_keypoints": None,
     }
 
 
