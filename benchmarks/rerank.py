@@ -9,7 +9,11 @@ same run, and what each speed setting costs in accuracy.
   the first run under ``outputs/feature_stores/``, 2 processes) and read per query; the query's own features
   come from the store too (the time to extract them, the same for every setting, is reported apart).
 - Settings: keypoint budgets (query / database), float32 or bfloat16 matrix products, torch threads,
-  verification threads and the tentative-match threshold below which RANSAC is skipped. Time per query covers
+  verification threads and the tentative-match threshold below which RANSAC is skipped; and the compact store
+  (``local_features=compact``: the 512 strongest keypoints per database image as uint16 positions and
+  Hamming-embedding codes, 8,192 words and 64 bits trained on the database, built under ``outputs/`` on the
+  first run) matched by shared word and Hamming distance (``rerank=compact``), the query described in full
+  (2048 float RootSIFT, encoded inside the timed call). Time per query covers
   everything :func:`retrieval.local.rerank.rerank` does: store reads, matching, MAGSAC (fundamental matrix, 3 px) and
   sorting. Accuracy: mAP and mP@10 of the global + inliers/100 ranking (``GlobalPlusInliersRerank``); inliers on
   same-place pairs as a share of the full-budget setting's; and how well inliers alone separate same-place from
@@ -45,7 +49,9 @@ from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.descriptor.weights import OFFLINE_WEIGHTS
 from retrieval.images import load_gray
 from retrieval.local.features import LocalFeatureExtractor, LocalFeatures
-from retrieval.local.matching import MatchingConfig, MatmulPrecision
+from retrieval.local.hamming import CompactSettings
+from retrieval.local.hamming_matching import HammingMatching
+from retrieval.local.matching import Matching, MatchingConfig, MatmulPrecision
 from retrieval.local.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
 from retrieval.local.store import FeatureStore, build_feature_store
 from retrieval.local.verification import VerificationConfig
@@ -53,6 +59,9 @@ from retrieval.metrics import evaluate_ranking
 
 TOP_K = 100
 EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)
+COMPACT_EXTRACTOR = LocalFeatureExtractor(
+    "rootsift", max_keypoints=2048, max_side=1024, compact=CompactSettings()
+)
 
 
 @dataclass(frozen=True)
@@ -70,14 +79,25 @@ class Setting:
     min_tentative_matches: int = 12
     max_iters: int = 10_000
     geometry: bool = True
+    compact: bool = False
+    max_distance: int = 20
+    num_assignments: int = 3
 
     def config(self) -> GlobalPlusInliersRerank | RatioCountRerank:
-        matching = MatchingConfig(
-            query_max_keypoints=self.query_max_keypoints,
-            database_max_keypoints=self.database_max_keypoints,
-            precision=self.precision,
-            mutual=self.geometry,
-        )
+        matching: Matching
+        if self.compact:
+            matching = HammingMatching(
+                max_distance=self.max_distance,
+                num_assignments=self.num_assignments,
+                query_max_keypoints=self.query_max_keypoints,
+            )
+        else:
+            matching = MatchingConfig(
+                query_max_keypoints=self.query_max_keypoints,
+                database_max_keypoints=self.database_max_keypoints,
+                precision=self.precision,
+                mutual=self.geometry,
+            )
         if not self.geometry:
             return RatioCountRerank(alpha=0.8, matching=matching)
         verification = VerificationConfig(
@@ -119,6 +139,20 @@ SETTINGS = [
         geometry=False,
     ),
 ]
+COMPACT = Setting("compact 2048/512: shared word, Hamming ≤ 20 of 64 bits (rerank=compact)", compact=True)
+SETTINGS += [
+    COMPACT,
+    replace(COMPACT, name="compact 2048/512, Hamming ≤ 18", max_distance=18),
+    replace(COMPACT, name="compact 2048/512, Hamming ≤ 22", max_distance=22),
+    replace(COMPACT, name="compact 2048/512, 1 word per query descriptor", num_assignments=1),
+    replace(COMPACT, name="compact 1024/512", query_max_keypoints=1024),
+    replace(
+        COMPACT,
+        name="compact 2048/512, RANSAC ≥ 15 matches, 1000 iterations",
+        min_tentative_matches=15,
+        max_iters=1000,
+    ),
+]
 
 
 @dataclass
@@ -132,6 +166,7 @@ class Row:
     pairs at 15 or more, 99th percentile and maximum over different-place pairs."""
 
     setting: str
+    bytes_per_image: float
     cpu_ms_median: float
     wall_ms_median: float
     wall_ms_p90: float
@@ -164,6 +199,12 @@ class Stopwatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self.elapsed = Elapsed(time.perf_counter() - self._wall, time.process_time() - self._cpu)
+
+
+def stored_bytes_per_image(store: FeatureStore, database_max_keypoints: int | None) -> float:
+    """Bytes per image of a store that keeps only the ``database_max_keypoints`` strongest (all: None)."""
+    counts = np.array([len(store.get(image_id, database_max_keypoints)) for image_id in store.ids])
+    return float(counts.mean() * store.metadata.bytes_per_keypoint)
 
 
 def global_scores(benchmark: RetrievalBenchmark, cache_dir: Path) -> np.ndarray:
@@ -273,7 +314,7 @@ def thesis_way(
 
 def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     header = (
-        "| setting | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
+        "| setting | KB/image | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
         "AUC | mAP inliers only | positives ≥ 15 | negative p99 | negative max |"
     )
     lines = [
@@ -281,7 +322,9 @@ def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
         "",
         *(f"- {key}: {value}" for key, value in context.items()),
         "",
-        "Budgets are query / database keypoints (the strongest). CPU ms: this process's CPU time (all threads);",
+        "Budgets are query / database keypoints (the strongest). KB/image: the local features of a store that keeps",
+        "the database budget (float16 RootSIFT + float32 keypoints: 272 bytes each; compact: 14). CPU ms: this",
+        "process's CPU time (all threads);",
         "wall ms: elapsed time. Other jobs share the two cores, so times move by tens of percent from run to run",
         "(compare rows of one run). Speed-ups compare CPU times (wall times for multi-threaded rows). Separation",
         "columns: inliers alone (ratio-test matches for the geometry-free row) on same-place vs different-place",
@@ -293,7 +336,7 @@ def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     for row in rows:
         kept = "-" if row.inliers_kept is None else f"{100 * row.inliers_kept:.0f}%"
         lines.append(
-            f"| {row.setting} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
+            f"| {row.setting} | {row.bytes_per_image / 1024:,.1f} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
             f"{row.speedup_vs_thesis:,.0f}x | {100 * row.map:.1f} | "
             f"{100 * row.mp10:.1f} | {kept} | {row.auc:.4f} | {100 * row.map_inliers_only:.1f} | "
             f"{100 * row.positives_at_15:.1f}% | {row.negative_p99:.0f} | {row.negative_max:.0f} |"
@@ -329,6 +372,13 @@ def main() -> None:
     print(
         f"feature store ready in {time.perf_counter() - start:.1f} s: {len(store)} images, {arguments.store}"
     )
+    compact_root = arguments.store.with_name(f"{benchmark.name}-compact-512")
+    start = time.perf_counter()
+    compact_store = build_feature_store(
+        compact_root, images, COMPACT_EXTRACTOR, num_workers=arguments.workers
+    )
+    compact_build_s = time.perf_counter() - start
+    print(f"compact store ready in {compact_build_s:.1f} s: {compact_root}")
     scores = global_scores(benchmark, arguments.cache_dir)
     candidates = candidates_of(benchmark, scores)
     positive = np.stack(
@@ -355,7 +405,10 @@ def main() -> None:
     rows: list[Row] = []
     full_positive_inliers = 0.0
     for setting in SETTINGS:
-        times, rankings, evidence = run_setting(setting, benchmark, scores, candidates, store, query_features)
+        setting_store = compact_store if setting.compact else store
+        times, rankings, evidence = run_setting(
+            setting, benchmark, scores, candidates, setting_store, query_features
+        )
         metrics = evaluate_ranking(rankings, benchmark)
         if setting is FULL:
             full_positive_inliers = float(evidence[positive].sum())
@@ -367,6 +420,7 @@ def main() -> None:
         rows.append(
             Row(
                 setting=setting.name,
+                bytes_per_image=stored_bytes_per_image(setting_store, setting.database_max_keypoints),
                 cpu_ms_median=cpu_ms,
                 wall_ms_median=float(np.median(wall_ms)),
                 wall_ms_p90=float(np.percentile(wall_ms, 90)),
@@ -392,6 +446,11 @@ def main() -> None:
         "global": (
             f"EfficientNet-Lite0 GeM 512 px, mAP {100 * global_metrics['mAP']:.1f}, "
             f"mP@10 {100 * global_metrics['mP@10']:.1f}"
+        ),
+        "compact store": (
+            f"512 strongest keypoints, 8,192 words, 64 bits, embedding trained on the database "
+            f"({compact_store.codec.vocabulary.num_words} words after sizing); built in {compact_build_s:.0f} s "
+            "(0 when cached)"
         ),
         "verification": "MAGSAC fundamental matrix, 3 px; score global + inliers/100",
         "thesis way per query": (

@@ -146,6 +146,41 @@ def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tm
     assert "- re-ranking: the top 5 by RANSAC inliers" in printed
 
 
+def test_evaluate_rerank_compact_builds_a_compact_store_and_reports_its_size(tiny_demo, tmp_path, capsys):
+    from retrieval.local.store import FeatureStore
+
+    cfg = composed(
+        "evaluate",
+        "benchmarks=demo",
+        "~benchmarks.demo_gldv2",
+        f"benchmarks.rdemo.root={tiny_demo}/revisited",
+        f"paths.output_dir={tmp_path}",
+        "extraction=single_512",
+        "extraction.max_side=96",
+        "extraction.num_workers=0",
+        f"cache_dir={tmp_path}/cache",
+        f"feature_cache_dir={tmp_path}/features",
+        "rerank=compact",
+        "rerank_top_k=5",
+        "local_features.max_keypoints=256",
+        "local_features.max_side=256",
+        "local_features.compact.stored_keypoints=128",
+        "local_features.compact.num_words=64",
+        "num_workers=0",
+    )
+    assert cfg.local_features.compact.num_bits == 64  # the preset chose the compact features
+    reranked = evaluate.evaluate(cfg)["results"]["rdemo"]["reranked"]
+    (store_dir,) = (tmp_path / "features").iterdir()
+    store = FeatureStore(store_dir)
+    assert store.metadata.codec is not None and (store_dir / "codec.npz").is_file()
+    keypoints = np.mean([len(store.get(image_id).keypoints) for image_id in store.ids])
+    assert 0 < keypoints <= 128
+    # Bytes per image: uint16 (x, y) + a 2-byte word + 64 signature bits per stored keypoint.
+    assert reranked["bytes_per_image"] == pytest.approx(keypoints * (4 + 2 + 8))
+    assert reranked["medium/mAP"] > 0 and reranked["ms_per_query"] > 0
+    assert "compact codes, shared word and Hamming ≤ 20" in capsys.readouterr().out
+
+
 def test_evaluate_a_vit_on_the_demo_benchmarks(tiny_demo, tmp_path):
     cfg = composed(
         "evaluate",

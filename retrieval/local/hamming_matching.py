@@ -160,8 +160,7 @@ class HammingMatching(Matching):
         )
 
     def notes(self) -> list[str]:
-        default = HammingMatching()
-        notes = [f"Hamming ≤ {self.max_distance}"] if self.max_distance != default.max_distance else []
-        if self.num_assignments != default.num_assignments:
+        notes = [f"compact codes, shared word and Hamming ≤ {self.max_distance}"]
+        if self.num_assignments != HammingMatching().num_assignments:
             notes.append(f"{self.num_assignments} words per query descriptor")
         return notes + super().notes()
