@@ -53,13 +53,22 @@ class FlatParameters:
         return self
 
 
+# faiss index_factory suffixes of the re-scoring stage of an ivfpq index.
+_REFINE_CODES = {"none": "", "fp16": ",Refine(SQfp16)", "sq8": ",Refine(SQ8)"}
+
+
 @dataclass(frozen=True)
 class IVFPQParameters:
     """Inverted file over ``nlist`` spherical k-means cells, residuals product-quantised into ``m`` codes of
     ``nbits`` bits each; a search visits the ``nprobe`` nearest cells. Trained on at most
     ``training_sample_size`` vectors drawn at random from the first :meth:`DescriptorIndex.add`, unless
     :meth:`DescriptorIndex.train` was called before. ``nlist=None`` chooses it from the collection size
-    (:meth:`sized_for`)."""
+    (:meth:`sized_for`).
+
+    ``refine="fp16"`` (or ``"sq8"``) also keeps every vector in float16 (8-bit scalar codes): a search takes the
+    ``refine_k_factor``·k best by PQ and re-scores them with those, which recovers most of what the product
+    quantiser loses (faiss ``IndexRefine``; ``benchmarks/results/scale_cpu.md``: recall@100 0.56 → 0.93 at
+    100k images) for 2·D (D) more bytes per image; CPU only."""
 
     kind: ClassVar[str] = "ivfpq"
     nlist: int | None = 1024
@@ -67,9 +76,13 @@ class IVFPQParameters:
     nbits: int = 8
     nprobe: int = 16
     training_sample_size: int = 262_144
+    refine: str = "none"
+    refine_k_factor: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("m", "nprobe", "training_sample_size"):
+        if self.refine not in _REFINE_CODES:
+            raise ValueError(f"refine must be one of {tuple(_REFINE_CODES)}, got {self.refine!r}")
+        for name in ("m", "nprobe", "training_sample_size", "refine_k_factor"):
             _check_positive(name, getattr(self, name))
         if self.nlist is not None:
             _check_positive("nlist", self.nlist)
@@ -206,7 +219,9 @@ class DescriptorIndex:
     def _new_faiss_index(self) -> Any:
         parameters = self.parameters
         if isinstance(parameters, IVFPQParameters):
-            description = f"IVF{parameters.nlist},PQ{parameters.m}x{parameters.nbits}"
+            description = (
+                f"IVF{parameters.nlist},PQ{parameters.m}x{parameters.nbits}{_REFINE_CODES[parameters.refine]}"
+            )
         elif isinstance(parameters, HNSWParameters):
             description = f"HNSW{parameters.M}"
         else:
@@ -215,7 +230,7 @@ class DescriptorIndex:
         if isinstance(parameters, IVFPQParameters):
             # The factory turns on polysemous training (simulated annealing over the PQ codes, seconds per
             # sub-quantizer), which only serves Hamming pre-filtering; this index never uses that.
-            index.do_polysemous_training = False
+            faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
         elif isinstance(parameters, HNSWParameters):
             index.hnsw.efConstruction = parameters.ef_construction
         return index
@@ -224,12 +239,16 @@ class DescriptorIndex:
         """Return ``cpu_index`` itself or its copy on GPU 0, as ``device`` asks and the machine allows."""
         if device not in ("auto", "cpu", "gpu"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {device!r}")
-        supports_gpu = not isinstance(self.parameters, HNSWParameters)
+        supports_gpu = not isinstance(self.parameters, HNSWParameters) and not (
+            isinstance(self.parameters, IVFPQParameters) and self.parameters.refine != "none"
+        )
         if device == "gpu":
             if not faiss_gpu_available():
                 raise ValueError("device='gpu' but the installed faiss has no GPU support or sees no GPU")
             if not supports_gpu:
-                raise ValueError("faiss has no GPU implementation of HNSW; use device='cpu' or 'auto'")
+                raise ValueError(
+                    "faiss has no GPU implementation of HNSW or of a refined ivfpq; use device='cpu' or 'auto'"
+                )
         if device == "cpu" or not supports_gpu or not faiss_gpu_available():
             return cpu_index
         self._gpu_resources = faiss.StandardGpuResources()
@@ -246,6 +265,8 @@ class DescriptorIndex:
                 faiss.GpuParameterSpace().set_index_parameter(self._index, "nprobe", parameters.nprobe)
             else:
                 faiss.extract_index_ivf(self._index).nprobe = parameters.nprobe
+            if parameters.refine != "none":
+                faiss.downcast_index(self._index).k_factor = parameters.refine_k_factor
         elif isinstance(parameters, HNSWParameters):
             self._index.hnsw.efSearch = parameters.ef_search
 

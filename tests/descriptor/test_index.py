@@ -158,6 +158,25 @@ def test_ivfpq_nprobe_trades_speed_for_recall(rng: np.random.Generator) -> None:
     assert isinstance(index.parameters, IVFPQParameters) and index.parameters.nprobe == 32
 
 
+def test_refined_ivfpq_rescored_with_float16_recovers_what_pq_loses(rng: np.random.Generator) -> None:
+    database, queries = clustered(rng, 3000, 50)
+    _, exact_indices = brute_force(queries, database, 10)
+    recalls = {}
+    for refine in ("none", "sq8", "fp16"):
+        index = create_index(
+            "ivfpq", DIM, "test", device="cpu", nlist=16, m=4, nbits=6, nprobe=16, refine=refine, refine_k_factor=10
+        )
+        index.add(database, image_ids(3000))
+        result = index.search(queries, 10)
+        recalls[refine] = recall_at(result.indices, exact_indices)
+        if refine == "fp16":  # re-scored with float16 copies: the scores are the exact ones to float16 rounding
+            exact_scores = np.take_along_axis(queries @ database.T, result.indices, axis=1)
+            np.testing.assert_allclose(result.scores, exact_scores, atol=2e-3)
+    assert recalls["none"] < 0.8 and recalls["sq8"] > recalls["none"] + 0.1 and recalls["fp16"] >= 0.95
+    with pytest.raises(ValueError, match="refine must be one of"):
+        IVFPQParameters(refine="fp32")
+
+
 # ---------------------------------------------------------------------------------------------- persistence
 
 
@@ -166,6 +185,7 @@ def test_ivfpq_nprobe_trades_speed_for_recall(rng: np.random.Generator) -> None:
     [
         ("flat", {}),
         ("ivfpq", {"nlist": 8, "m": 8, "nbits": 6, "nprobe": 3}),
+        ("ivfpq", {"nlist": 8, "m": 8, "nbits": 6, "nprobe": 3, "refine": "fp16", "refine_k_factor": 3}),
         ("hnsw", {"M": 8, "ef_search": 20}),
     ],
 )
