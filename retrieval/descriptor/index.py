@@ -230,7 +230,8 @@ class DescriptorIndex:
         if isinstance(parameters, IVFPQParameters):
             # The factory turns on polysemous training (simulated annealing over the PQ codes, seconds per
             # sub-quantizer), which only serves Hamming pre-filtering; this index never uses that.
-            faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
+            ivfpq: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+            ivfpq.do_polysemous_training = False
         elif isinstance(parameters, HNSWParameters):
             index.hnsw.efConstruction = parameters.ef_construction
         return index
@@ -266,7 +267,8 @@ class DescriptorIndex:
             else:
                 faiss.extract_index_ivf(self._index).nprobe = parameters.nprobe
             if parameters.refine != "none":
-                faiss.downcast_index(self._index).k_factor = parameters.refine_k_factor
+                refined: Any = faiss.downcast_index(self._index)
+                refined.k_factor = parameters.refine_k_factor
         elif isinstance(parameters, HNSWParameters):
             self._index.hnsw.efSearch = parameters.ef_search
 

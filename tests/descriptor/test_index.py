@@ -164,12 +164,23 @@ def test_refined_ivfpq_rescored_with_float16_recovers_what_pq_loses(rng: np.rand
     recalls = {}
     for refine in ("none", "sq8", "fp16"):
         index = create_index(
-            "ivfpq", DIM, "test", device="cpu", nlist=16, m=4, nbits=6, nprobe=16, refine=refine, refine_k_factor=10
+            "ivfpq",
+            DIM,
+            "test",
+            device="cpu",
+            nlist=16,
+            m=4,
+            nbits=6,
+            nprobe=16,
+            refine=refine,
+            refine_k_factor=10,
         )
         index.add(database, image_ids(3000))
         result = index.search(queries, 10)
         recalls[refine] = recall_at(result.indices, exact_indices)
-        if refine == "fp16":  # re-scored with float16 copies: the scores are the exact ones to float16 rounding
+        if (
+            refine == "fp16"
+        ):  # re-scored with float16 copies: the scores are the exact ones to float16 rounding
             exact_scores = np.take_along_axis(queries @ database.T, result.indices, axis=1)
             np.testing.assert_allclose(result.scores, exact_scores, atol=2e-3)
     assert recalls["none"] < 0.8 and recalls["sq8"] > recalls["none"] + 0.1 and recalls["fp16"] >= 0.95

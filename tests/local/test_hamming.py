@@ -36,7 +36,12 @@ def embedding() -> HammingEmbedding:
 
 
 def naive_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array([sum(bin(x ^ y).count("1") for x, y in zip(row_a, row_b)) for row_a, row_b in zip(a, b)])
+    return np.array(
+        [
+            sum(bin(int(x) ^ int(y)).count("1") for x, y in zip(row_a, row_b, strict=True))
+            for row_a, row_b in zip(a, b, strict=True)
+        ]
+    )
 
 
 @pytest.mark.parametrize("width", [4, 8, 16, 3])
@@ -96,14 +101,20 @@ def brute_force_matches(query_words, query_signatures, codes, embedding, max_dis
     for query, slot in itertools.product(range(len(query_words)), range(query_words.shape[1])):
         for database in range(len(words)):
             if query_words[query, slot] == words[database]:
-                distance = int(pair_hamming(query_signatures[query, slot][None], signatures[database][None])[0])
+                distance = int(
+                    pair_hamming(query_signatures[query, slot][None], signatures[database][None])[0]
+                )
                 if distance <= max_distance:
                     close[(query, database)] = distance
     best_query = {}
-    for (query, database), distance in sorted(close.items(), key=lambda item: (item[0][1], item[1], item[0][0])):
+    for (query, database), distance in sorted(
+        close.items(), key=lambda item: (item[0][1], item[1], item[0][0])
+    ):
         best_query.setdefault(database, (query, distance))
     best_database = {}
-    for database, (query, distance) in sorted(best_query.items(), key=lambda item: (item[1][0], item[1][1], item[0])):
+    for database, (query, _distance) in sorted(
+        best_query.items(), key=lambda item: (item[1][0], item[1][1], item[0])
+    ):
         best_database.setdefault(query, database)
     return sorted((query, database) for query, database in best_database.items())
 
@@ -124,7 +135,9 @@ def test_the_batched_matcher_equals_brute_force_and_finds_planted_correspondence
         expected = brute_force_matches(query_words, query_signatures, codes, embedding, 12)
         assert sorted(map(tuple, pairs.tolist())) == expected
     for planted, pairs in zip((0, 25, 40), matches[:3], strict=True):
-        found = {(query_index, database) for query_index, database in pairs.tolist() if query_index == database}
+        found = {
+            (query_index, database) for query_index, database in pairs.tolist() if query_index == database
+        }
         assert len(found) >= 0.9 * planted  # near-copies share word and signature
 
 
@@ -154,12 +167,14 @@ def test_a_compact_store_keeps_the_strongest_codes_and_positions(tmp_path, image
     assert StoreMetadata.from_extractor(compact_extractor) == store.metadata
 
 
-def test_a_compact_store_refuses_another_embedding_and_resumes_with_its_own(tmp_path, image_folder, compact_extractor):  # noqa: F811
+def test_a_compact_store_refuses_another_embedding_and_resumes_with_its_own(
+    tmp_path, image_folder, compact_extractor
+):  # noqa: F811
     root = tmp_path / "store"
     build_feature_store(root, dict(list(image_folder.items())[:2]), compact_extractor, progress=False)
     fingerprint = FeatureStore(root).codec.fingerprint
     other = HammingEmbedding.train(unit_rows(np.random.default_rng(5), 2000), SETTINGS)
-    with pytest.raises(ValueError, match="was built with Hamming embedding .* codes of two embeddings"):
+    with pytest.raises(ValueError, match=r"was built with Hamming embedding .* codes of two embeddings"):
         FeatureStoreWriter(root, StoreMetadata.from_extractor(compact_extractor), codec=other)
     store = build_feature_store(root, image_folder, compact_extractor, progress=False)  # resumes
     assert len(store) == 5 and store.codec.fingerprint == fingerprint
@@ -170,7 +185,7 @@ def test_matchings_refuse_the_other_kind_of_store(tmp_path, image_folder, compac
     plain = build_feature_store(
         tmp_path / "plain", image_folder, LocalFeatureExtractor("rootsift", 200), progress=False
     )
-    with pytest.raises(ValueError, match="is a compact store .* Hamming matching"):
+    with pytest.raises(ValueError, match=r"is a compact store .* Hamming matching"):
         MatchingConfig().check_store(compact)
     with pytest.raises(ValueError, match="needs a compact store"):
         HammingMatching().check_store(plain)
