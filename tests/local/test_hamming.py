@@ -20,7 +20,6 @@ from retrieval.local.store import (
     decode_positions,
     encode_positions,
 )
-from tests.local.test_store import image_folder  # noqa: F401 (a fixture)
 
 SETTINGS = CompactSettings(stored_keypoints=64, num_words=16, num_bits=64, training_images=10)
 
@@ -154,7 +153,7 @@ def compact_extractor() -> LocalFeatureExtractor:
     return LocalFeatureExtractor("rootsift", max_keypoints=200, compact=SETTINGS)
 
 
-def test_a_compact_store_keeps_the_strongest_codes_and_positions(tmp_path, image_folder, compact_extractor):  # noqa: F811
+def test_a_compact_store_keeps_the_strongest_codes_and_positions(tmp_path, image_folder, compact_extractor):
     store = build_feature_store(tmp_path / "store", image_folder, compact_extractor, progress=False)
     assert store.metadata.codec == {**SETTINGS.__dict__} and store.metadata.query_max_keypoints == 200
     assert store.metadata.max_keypoints == 64 and store.metadata.bytes_per_keypoint == 4 + 10
@@ -169,7 +168,7 @@ def test_a_compact_store_keeps_the_strongest_codes_and_positions(tmp_path, image
 
 def test_a_compact_store_refuses_another_embedding_and_resumes_with_its_own(
     tmp_path, image_folder, compact_extractor
-):  # noqa: F811
+):
     root = tmp_path / "store"
     build_feature_store(root, dict(list(image_folder.items())[:2]), compact_extractor, progress=False)
     fingerprint = FeatureStore(root).codec.fingerprint
@@ -180,7 +179,7 @@ def test_a_compact_store_refuses_another_embedding_and_resumes_with_its_own(
     assert len(store) == 5 and store.codec.fingerprint == fingerprint
 
 
-def test_matchings_refuse_the_other_kind_of_store(tmp_path, image_folder, compact_extractor):  # noqa: F811
+def test_matchings_refuse_the_other_kind_of_store(tmp_path, image_folder, compact_extractor):
     compact = build_feature_store(tmp_path / "compact", image_folder, compact_extractor, progress=False)
     plain = build_feature_store(
         tmp_path / "plain", image_folder, LocalFeatureExtractor("rootsift", 200), progress=False
@@ -197,7 +196,7 @@ def test_matchings_refuse_the_other_kind_of_store(tmp_path, image_folder, compac
         HammingMatching().check_store(compact, binary)
 
 
-def test_compact_reranking_puts_the_same_image_first(tmp_path, image_folder, compact_extractor):  # noqa: F811
+def test_compact_reranking_puts_the_same_image_first(tmp_path, image_folder, compact_extractor):
     store = build_feature_store(tmp_path / "store", image_folder, compact_extractor, progress=False)
     query = compact_extractor.from_path(image_folder["c"])
     ids = list("abcde")

@@ -7,24 +7,10 @@ import logging
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from retrieval.local import store as feature_store
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.store import FeatureStore, FeatureStoreWriter, StoreMetadata, build_feature_store
-from tests.local.test_features import textured_scene
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    """Five scene PNGs, ids "a" to "e"."""
-    folder = tmp_path_factory.mktemp("scenes")
-    images = {}
-    for seed, image_id in enumerate("abcde"):
-        path = folder / f"{image_id}.png"
-        Image.fromarray(textured_scene(seed, 320, 240)).save(path)
-        images[image_id] = path
-    return images
 
 
 @pytest.fixture(scope="module")
