@@ -37,7 +37,7 @@ def calibrate(cfg: DictConfig) -> VerdictThreshold:
     key = engine.verdict_key(method) if method is not None else None
     if key is None or engine.local_extractor is None or engine.store is None:
         raise ValueError(
-            "calibration needs a re-ranking that verifies geometry (rerank=inliers, global_plus_inliers, …) and "
+            "calibration needs a re-ranking that verifies geometry (rerank=compact, inliers, global_plus_inliers, …) and "
             "a collection built with local features"
         )
     benchmark = instantiate(cfg.benchmarks[cfg.benchmark]).load()
