@@ -30,7 +30,7 @@ from retrieval.descriptor.extract import ExtractionSettings, describe_images, de
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.local.features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
-from retrieval.local.rerank import KEYPOINTS, PairCorrespondences, RerankMethod, RerankResult, rerank
+from retrieval.local.rerank import PairCorrespondences, RerankMethod, RerankResult, rerank
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata
 from retrieval.local.verdict import VERDICT_FILE, VerdictThreshold, VerdictThresholds
 
@@ -182,11 +182,6 @@ class SearchEngine:
         """Raise ValueError unless the collection's local features can re-rank with ``rerank_config``."""
         if self.store is None:
             raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
-        if rerank_config.local_features != KEYPOINTS:
-            raise ValueError(
-                f"{rerank_config.describe()!r} re-ranks with {rerank_config.local_features} features, but "
-                f"{self.root} holds {self.store.metadata.method} keypoints"
-            )
         rerank_config.check_store(self.store)
 
     def verdict_key(self, rerank_config: RerankMethod) -> str | None:

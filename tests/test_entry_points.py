@@ -111,10 +111,9 @@ def test_calibrate_writes_a_threshold_that_search_applies(collection, tiny_demo,
         calibrate.calibrate(composed("calibrate", f"collection_dir={collection}", "rerank=ratio_count"))
 
 
-def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tmp_path, capsys):
-    from retrieval.local.store import FeatureStore
-
-    cfg = composed(
+def demo_rerank_evaluation(tiny_demo, tmp_path, *overrides: str):
+    """evaluate.py on the tiny demo's rdemo benchmark, small single-scale extraction, caches under tmp_path."""
+    return composed(
         "evaluate",
         "benchmarks=demo",
         "~benchmarks.demo_gldv2",
@@ -125,6 +124,16 @@ def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tm
         "extraction.num_workers=0",
         f"cache_dir={tmp_path}/cache",
         f"feature_cache_dir={tmp_path}/features",
+        *overrides,
+    )
+
+
+def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tmp_path, capsys):
+    from retrieval.local.store import FeatureStore
+
+    cfg = demo_rerank_evaluation(
+        tiny_demo,
+        tmp_path,
         "rerank=inliers",
         "rerank_top_k=5",
         "local_features.max_keypoints=128",
@@ -149,17 +158,9 @@ def test_evaluate_reports_before_and_after_reranking_with_its_cost(tiny_demo, tm
 def test_evaluate_rerank_compact_builds_a_compact_store_and_reports_its_size(tiny_demo, tmp_path, capsys):
     from retrieval.local.store import FeatureStore
 
-    cfg = composed(
-        "evaluate",
-        "benchmarks=demo",
-        "~benchmarks.demo_gldv2",
-        f"benchmarks.rdemo.root={tiny_demo}/revisited",
-        f"paths.output_dir={tmp_path}",
-        "extraction=single_512",
-        "extraction.max_side=96",
-        "extraction.num_workers=0",
-        f"cache_dir={tmp_path}/cache",
-        f"feature_cache_dir={tmp_path}/features",
+    cfg = demo_rerank_evaluation(
+        tiny_demo,
+        tmp_path,
         "rerank=compact",
         "rerank_top_k=5",
         "local_features.max_keypoints=256",
