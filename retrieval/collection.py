@@ -5,8 +5,8 @@ that made them — written by :func:`build_collection` (``index.py``), opened by
 Layout of a collection folder::
 
     CURRENT                    the generation readers open, replaced atomically once a build is complete
-    cache/                     work kept until a build succeeds (global descriptors, a local store being built):
-                               a failed or killed build resumes from it
+    cache/                     work kept until a build succeeds (global descriptors in shards, a local store
+                               being built): a failed or killed build resumes from it
     generations/<name>/        one complete build:
         collection.json        settings, descriptor id, images root, image ids and paths relative to it, skips
         net.pt                 the global network (config + weights, readable with weights_only=True)
@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval.descriptor.extract import ExtractionSettings, extract_cached, file_stat, files_fingerprint
+from retrieval.descriptor.extract import ExtractionSettings, file_stat, files_fingerprint
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet
+from retrieval.descriptor.shards import DEFAULT_SHARD_SIZE, DescriptorShards, extract_into_shards
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 COLLECTION_FILE = "collection.json"
 CURRENT_FILE = "CURRENT"
 GENERATIONS = "generations"
-# Work kept until a build succeeds: global descriptors (.npz) and local-feature stores being built.
+# Work kept until a build succeeds: global-descriptor shards and local-feature stores being built.
 CACHE = "cache"
 LOCAL_STORE = "local"
 GLOBAL_INDEX = "global"
@@ -187,6 +188,7 @@ def build_collection(
     local_extractor: LocalFeatureExtractor | None,
     device: str | torch.device | None = None,
     num_workers: int = 0,
+    shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> dict[str, Any]:
     """Extract, index and store a collection as a new generation of ``output_dir``, switched in when complete;
     unreadable images are skipped, counted and listed with their reason.
@@ -203,16 +205,18 @@ def build_collection(
             parameters the collection is too small for are refused at once.
         local_extractor: local features to store for re-ranking, or ``None``.
         num_workers: processes for local-feature extraction.
+        shard_size: images per global-descriptor shard (:mod:`retrieval.descriptor.shards`); shards a
+            distributed job (``index.py``, :func:`plan_global_extraction`) already wrote are not extracted again.
 
     Returns:
         the collection summary written to ``collection.json``.
     """
     root = Path(output_dir)
-    ids = list(listing.images)
-    paths = [listing.images[image_id] for image_id in ids]
-    index_id = f"{descriptor_id}|{settings.key()}"
     # Refused before any work when the collection is too small for the index (e.g. IVF lists to train).
-    index = make_index(dim=net.output_dim, descriptor_id=index_id, num_vectors=len(ids))
+    index = _empty_index(make_index, net.output_dim, descriptor_id, settings, len(listing.images))
+    changes = _Changes.of(root, listing, descriptor_id, settings)
+    shards = changes.shards(root, descriptor_id, settings, net.output_dim, shard_size)
+    extract_into_shards(net, changes.new_paths, shards, settings, device=device)
     now = time.time_ns()
     name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now / 1e9)) + f".{now % 10**9:09d}-{os.getpid()}"
     partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
@@ -221,15 +225,13 @@ def build_collection(
         summary = _build_generation(
             partial,
             root / CACHE,
-            listing,
-            ids,
-            paths,
+            changes,
+            shards,
             net,
             descriptor_id,
             settings,
             index,
             local_extractor,
-            device,
             num_workers,
         )
     except BaseException:
@@ -248,39 +250,120 @@ def build_collection(
     return summary
 
 
+def _empty_index(
+    make_index: Callable[..., DescriptorIndex],
+    dim: int,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    num_images: int,
+) -> DescriptorIndex:
+    return make_index(dim=dim, descriptor_id=f"{descriptor_id}|{settings.key()}", num_vectors=num_images)
+
+
+def plan_global_extraction(
+    output_dir: str | Path,
+    listing: ImageListing,
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    make_index: Callable[..., DescriptorIndex],
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> tuple[list[Path], DescriptorShards]:
+    """The global-descriptor work a :func:`build_collection` with the same arguments has to do: the images new or
+    changed since the current generation and the shard folder their descriptors go to. Every rank of a
+    distributed job computes the same; they fill the shards together, then rank 0 calls :func:`build_collection`,
+    which finds them written.
+
+    Raises:
+        ValueError: the collection is too small for the index ``make_index`` makes (before any work).
+    """
+    root = Path(output_dir)
+    _empty_index(make_index, net.output_dim, descriptor_id, settings, len(listing.images))
+    changes = _Changes.of(root, listing, descriptor_id, settings)
+    return changes.new_paths, changes.shards(root, descriptor_id, settings, net.output_dim, shard_size)
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """A listing against the current generation: the images whose files (relative path, size, modification time)
+    are unchanged since it was built with the same network and settings keep their descriptors and local
+    features; the others (positions ``new``) are extracted."""
+
+    listing: ImageListing
+    ids: list[str]
+    paths: list[Path]
+    stats: list[tuple[int, int] | None]
+    previous: _PreviousBuild
+    reused: list[int]
+    new: list[int]
+
+    @classmethod
+    def of(
+        cls, root: Path, listing: ImageListing, descriptor_id: str, settings: ExtractionSettings
+    ) -> _Changes:
+        ids = list(listing.images)
+        paths = [listing.images[image_id] for image_id in ids]
+        stats = [file_stat(path) for path in paths]  # one pass over the file system serves every check
+        previous = _PreviousBuild.of(
+            root,
+            descriptor_id,
+            settings,
+            listing.root,
+            {image_id: list(stat) if stat else None for image_id, stat in zip(ids, stats, strict=True)},
+            {
+                image_id: path.relative_to(listing.root).as_posix()
+                for image_id, path in zip(ids, paths, strict=True)
+            },
+        )
+        reused = [position for position, image_id in enumerate(ids) if image_id in previous.rows]
+        unchanged = set(reused)
+        new = [position for position in range(len(ids)) if position not in unchanged]
+        return cls(listing, ids, paths, stats, previous, reused, new)
+
+    @property
+    def new_paths(self) -> list[Path]:
+        return [self.paths[position] for position in self.new]
+
+    def shards(
+        self, root: Path, descriptor_id: str, settings: ExtractionSettings, dim: int, shard_size: int
+    ) -> DescriptorShards:
+        """The shard folder of the new images' global descriptors, named by everything they depend on."""
+        fingerprint = files_fingerprint(self.new_paths, [self.stats[position] for position in self.new])
+        key = f"{descriptor_id}|{settings.key()}|{fingerprint}|{shard_size}"
+        folder = root / CACHE / f"global-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+        return DescriptorShards(folder, [self.ids[position] for position in self.new], dim, shard_size)
+
+
 def _build_generation(
     partial: Path,
     cache: Path,
-    listing: ImageListing,
-    ids: list[str],
-    paths: list[Path],
+    changes: _Changes,
+    shards: DescriptorShards,
     net: GlobalDescriptorNet,
     descriptor_id: str,
     settings: ExtractionSettings,
     index: DescriptorIndex,
     local_extractor: LocalFeatureExtractor | None,
-    device: str | torch.device | None,
     num_workers: int,
 ) -> dict[str, Any]:
-    """Fill the generation folder ``partial``.
-
-    Only new and changed files are extracted: an image whose file (relative path, size, modification time) is
-    the same as in the current generation, built with the same network and settings, keeps its descriptor and
-    local features — so indexing again after adding photos extracts the added ones. The work that takes long is
-    kept in ``cache`` until the build succeeds, so a failed or killed build resumes: the global descriptors of
-    the same network, images and settings are read back, a local-feature store resumes after its last complete
-    shard."""
-    stats = [file_stat(path) for path in paths]  # one pass over the file system serves every check below
+    """Fill the generation folder ``partial``: the unchanged images' descriptors from the current generation, the
+    new ones' from their shards. The work that takes long is kept in ``cache`` until the build succeeds, so a
+    failed or killed build resumes: global descriptors from their written shards, a local-feature store after its
+    last complete shard."""
+    listing, ids, paths, stats, previous = (
+        changes.listing,
+        changes.ids,
+        changes.paths,
+        changes.stats,
+        changes.previous,
+    )
     files = {image_id: list(stat) if stat else None for image_id, stat in zip(ids, stats, strict=True)}
     relative_paths = {
         image_id: path.relative_to(listing.root).as_posix() for image_id, path in zip(ids, paths, strict=True)
     }
-    previous = _PreviousBuild.of(
-        partial.parents[1], descriptor_id, settings, listing.root, files, relative_paths
-    )
     descriptors = np.zeros((len(ids), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(ids), dtype=bool)
-    reused = [position for position, image_id in enumerate(ids) if image_id in previous.rows]
+    reused = changes.reused
     if reused:
         descriptors[reused] = previous.descriptors[[previous.rows[ids[position]] for position in reused]]
         readable[reused] = True
@@ -289,20 +372,8 @@ def _build_generation(
             len(reused),
             len(ids),
         )
-    unchanged = set(reused)
-    new = [position for position in range(len(ids)) if position not in unchanged]
-    new_paths = [paths[position] for position in new]
-    fingerprint = files_fingerprint(new_paths, [stats[position] for position in new])
-    if new:
-        descriptors[new], readable[new] = extract_cached(
-            net,
-            new_paths,
-            f"{descriptor_id}|{fingerprint}",
-            cache,
-            settings,
-            device=device,
-            description="global descriptors",
-        )
+    if changes.new:
+        descriptors[changes.new], readable[changes.new] = shards.read()
     kept = np.flatnonzero(readable)
     skipped = dict(listing.skipped)
     for position in np.flatnonzero(~readable):

@@ -187,7 +187,7 @@ def test_an_index_the_collection_is_too_small_for_is_refused_before_any_work(
     def no_extraction(*arguments, **keywords):
         raise AssertionError("extraction started")
 
-    monkeypatch.setattr("retrieval.collection.extract_cached", no_extraction)
+    monkeypatch.setattr("retrieval.collection.extract_into_shards", no_extraction)
     collection = tmp_path / "collection"
     ivfpq = functools.partial(create_index, kind="ivfpq", nlist=None, m=8, nbits=8)
     with pytest.raises(ValueError, match="use global_index=flat"):
@@ -195,7 +195,7 @@ def test_an_index_the_collection_is_too_small_for_is_refused_before_any_work(
     assert not collection.exists()
 
 
-def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, tmp_path, monkeypatch, caplog):
+def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, tmp_path, monkeypatch):
     """A build killed after extraction keeps its descriptors and its local features under cache/: the rerun
     extracts nothing again (in this process: num_workers=0), and the cache is gone afterwards."""
     collection = tmp_path / "collection"
@@ -210,7 +210,7 @@ def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, t
     monkeypatch.undo()
     assert not list((collection / GENERATIONS).iterdir())  # the partial generation is removed
     cached = sorted(path.name for path in (collection / "cache").iterdir())
-    assert len(cached) == 2 and cached[1].startswith("local-")  # descriptors .npz, the local store
+    assert len(cached) == 2 and cached[0].startswith("global-") and cached[1].startswith("local-")
     extracted: list[int] = []
     real_extract = LocalFeatureExtractor.from_path
     monkeypatch.setattr(
@@ -220,9 +220,12 @@ def test_a_failed_build_resumes_from_its_descriptors_and_features(corpus, net, t
             extracted.append(1) or real_extract(self, *arguments, **keywords)
         ),
     )
-    with caplog.at_level("INFO"):
-        summary = build(corpus, collection, net)
-    assert "descriptors from cache" in caplog.text and not extracted
+    monkeypatch.setattr(
+        "retrieval.descriptor.shards.extract_descriptors",
+        lambda *arguments, **keywords: pytest.fail("global descriptors extracted again"),
+    )
+    summary = build(corpus, collection, net)
+    assert not extracted
     assert summary["num_images"] == 7
     assert not (collection / "cache").exists()  # the generation holds the work now
 

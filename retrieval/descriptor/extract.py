@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from retrieval.descriptor.batching import SizeBuckets
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.pooling import GeM
 from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
@@ -142,10 +143,11 @@ def multiscale_power(net: GlobalDescriptorNet) -> float:
 
 
 @torch.no_grad()
-def _describe(
+def describe_batch(
     net: GlobalDescriptorNet, images: torch.Tensor, scales: Sequence[float], power: float
 ) -> torch.Tensor:
-    """uint8 images (B, 3, H, W) → multi-scale descriptors (B, D) float32."""
+    """uint8 images (B, 3, H, W) on the network's device → multi-scale descriptors (B, D) float32 (bf16 autocast
+    and channels_last on a GPU); ``power``: :func:`multiscale_power`."""
     pixels = net.normalize(images.float() / 255.0)
     if pixels.is_cuda:
         pixels = pixels.contiguous(memory_format=torch.channels_last)
@@ -199,31 +201,25 @@ def extract_descriptors(
         collate_fn=_first,
         pin_memory=device.type == "cuda",
     )
-    # Images of equal size wait in a bucket until a full batch can go through the network at once.
-    buckets: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+    buckets = SizeBuckets(settings.batch_size)
 
     # The bar counts images described (or found unreadable), not images decoded: the network work of the
     # buckets still waiting at the end is part of the stage.
     with stage(description, len(paths), enabled=progress) as bar:
 
-        def flush(size: tuple[int, int]) -> None:
-            bucket = buckets.pop(size)
-            indices = [index for index, _ in bucket]
-            batch = torch.stack([image for _, image in bucket]).to(device, non_blocking=True)
-            descriptors[indices] = _describe(net, batch, settings.scales, power).cpu().numpy()
+        def describe(indices: list[int], batch: torch.Tensor) -> None:
+            batch = batch.to(device, non_blocking=True)
+            descriptors[indices] = describe_batch(net, batch, settings.scales, power).cpu().numpy()
             readable[indices] = True
             bar.update(len(indices))
 
         for index, image in loader:
             if image is None:
                 bar.update(1)
-                continue
-            size = (int(image.shape[1]), int(image.shape[2]))
-            buckets.setdefault(size, []).append((index, image))
-            if len(buckets[size]) >= settings.batch_size:
-                flush(size)
-        for size in list(buckets):
-            flush(size)
+            elif (full := buckets.add(index, image)) is not None:
+                describe(*full)
+        for batch in buckets.drain():
+            describe(*batch)
     net.train(was_training)
     if not readable.all():
         log.warning("extraction: %d of %d images unreadable and skipped", int((~readable).sum()), len(paths))
@@ -242,7 +238,9 @@ def describe_pixels(
     was_training = net.training
     net.eval().to(device)
     power = multiscale_power(net)
-    rows = [_describe(net, image[None].to(device), settings.scales, power).cpu().numpy() for image in pixels]
+    rows = [
+        describe_batch(net, image[None].to(device), settings.scales, power).cpu().numpy() for image in pixels
+    ]
     net.train(was_training)
     return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
 

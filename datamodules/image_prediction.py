@@ -1,0 +1,124 @@
+"""The images of a descriptor-shard list as prediction batches for ``Trainer.predict``: each rank takes its share
+of the shards still to write, each decoding worker its share of the rank's, and every batch holds images of one
+size from one shard (:class:`retrieval.descriptor.batching.SizeBuckets`), so a shard is complete as soon as its
+worker moves on. Unreadable images come as a batch without pixels, so the writer counts them and the shard still
+completes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from retrieval.descriptor.batching import SizeBuckets
+from retrieval.descriptor.extract import ExtractionSettings, load_pixels
+from retrieval.descriptor.shards import DescriptorShards
+from retrieval.images import ImageLoadError
+
+log = logging.getLogger(__name__)
+
+# A prediction batch: {"shard": int, "positions": (B,) int64, "images": (B, 3, H, W) uint8, or None when the
+# batch lists the shard's unreadable images}.
+PredictionBatch = dict[str, Any]
+
+
+class ShardBatches(IterableDataset):
+    """Batches of the images of ``shards`` (list positions into ``paths``), this worker's share of them.
+
+    Args:
+        paths: the image files, in the shard list's order.
+        shards: the shard numbers this rank writes.
+        geometry: the shard list (which positions each shard holds).
+        settings: decoding and batching (max side, size step, batch size).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        shards: Sequence[int],
+        geometry: DescriptorShards,
+        settings: ExtractionSettings,
+    ) -> None:
+        self.paths = list(paths)
+        self.shards = list(shards)
+        self.geometry = geometry
+        self.settings = settings
+
+    def __iter__(self) -> Iterator[PredictionBatch]:
+        worker = get_worker_info()
+        mine = self.shards if worker is None else self.shards[worker.id :: worker.num_workers]
+        for shard in mine:
+            yield from self._shard_batches(shard)
+
+    def _shard_batches(self, shard: int) -> Iterator[PredictionBatch]:
+        buckets = SizeBuckets(self.settings.batch_size)
+        unreadable: list[int] = []
+
+        def batch(positions: list[int], images: torch.Tensor | None) -> PredictionBatch:
+            return {"shard": shard, "positions": torch.tensor(positions, dtype=torch.int64), "images": images}
+
+        for position in self.geometry.positions(shard):
+            try:
+                image = load_pixels(self.paths[position], self.settings)
+            except ImageLoadError as error:
+                log.warning("extraction: %s", error)
+                unreadable.append(position)
+                continue
+            if (full := buckets.add(position, image)) is not None:
+                yield batch(*full)
+        for positions, images in buckets.drain():
+            yield batch(positions, images)
+        if unreadable:
+            yield batch(unreadable, None)
+
+
+class ImagePredictionDataModule(pl.LightningDataModule):
+    """The prediction data of a global-descriptor extraction into ``shards``: the shards not yet written when the
+    job starts (as rank 0 sees them, so every rank agrees), dealt to the ranks in turn.
+
+    Args:
+        paths: the image files, in the shard list's order.
+        shards: the shard folder to fill.
+        settings: decoding, batching and decoding workers (``num_workers``).
+    """
+
+    def __init__(self, paths: Sequence[Path], shards: DescriptorShards, settings: ExtractionSettings) -> None:
+        super().__init__()
+        if len(paths) != len(shards.ids):
+            raise ValueError(f"{len(paths)} paths for a shard list of {len(shards.ids)} images")
+        self.paths = list(paths)
+        self.shards = shards
+        self.settings = settings
+        self.assigned: list[int] = []
+
+    def _trainer(self) -> pl.Trainer:
+        if self.trainer is None:
+            raise RuntimeError(
+                "ImagePredictionDataModule deals shards to the ranks of a Trainer: use trainer.predict"
+            )
+        return self.trainer
+
+    def setup(self, stage: str) -> None:
+        trainer = self._trainer()
+        pending = trainer.strategy.broadcast(self.shards.pending(), src=0)
+        self.assigned = pending[trainer.global_rank :: trainer.world_size]
+        done = self.shards.num_shards - len(pending)
+        if done and trainer.is_global_zero:
+            log.info("%d of %d shards already written in %s", done, self.shards.num_shards, self.shards.root)
+
+    def predict_dataloader(self) -> DataLoader:
+        return DataLoader(
+            ShardBatches(self.paths, self.assigned, self.shards, self.settings),
+            batch_size=None,
+            num_workers=min(self.settings.num_workers, len(self.assigned)),
+            pin_memory=self._trainer().strategy.root_device.type == "cuda",
+        )
+
+    def num_assigned_images(self) -> int:
+        """Images of this rank's shards (what its progress counts)."""
+        return sum(len(self.shards.positions(shard)) for shard in self.assigned)
