@@ -8,7 +8,8 @@ Layout of a collection folder::
     cache/                     work kept until a build succeeds (global descriptors in shards, a local store
                                being built): a failed or killed build resumes from it
     generations/<name>/        one complete build:
-        collection.json        settings, descriptor id, images root, image ids and paths relative to it, skips
+        collection.json        settings, descriptor id, images root, number of images, skipped files and why
+        images.npz             image ids, paths relative to the images root, file stats (retrieval.image_table)
         net.pt                 the global network (config + weights, readable with weights_only=True)
         global/                the faiss index (retrieval.descriptor.index.DescriptorIndex)
         descriptors.npy        the indexed images' global descriptors: a rebuild reuses those of unchanged files
@@ -43,6 +44,7 @@ from retrieval.descriptor.extract import ExtractionSettings, file_stat, files_fi
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.shards import DEFAULT_SHARD_SIZE, DescriptorShards, extract_into_shards
+from retrieval.image_table import ImageTable
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
@@ -59,7 +61,10 @@ GLOBAL_INDEX = "global"
 NETWORK_FILE = "net.pt"
 # The global descriptors (N, D) float32 of the indexed images, in the order of collection.json's "images".
 DESCRIPTORS_FILE = "descriptors.npy"
-COLLECTION_FORMAT_VERSION = 2
+# The image ids, relative paths and file stats, as columns (retrieval.image_table.ImageTable); format 2 kept
+# them in collection.json.
+IMAGES_FILE = "images.npz"
+COLLECTION_FORMAT_VERSION = 3
 _PARTIAL_SUFFIX = ".partial"
 # Characters an image id cannot hold (ids are written one a line).
 _ID_BREAKS = re.compile(r"[\r\n\x00]")
@@ -401,11 +406,11 @@ def _build_generation(
         "index_id": index.descriptor_id,
         "num_images": len(kept),
         "images_root": str(listing.root.resolve()),
-        "images": {ids[i]: relative_paths[ids[i]] for i in kept},
-        "files": {ids[i]: files[ids[i]] for i in kept},
         "skipped": skipped,
         "extraction": asdict(settings),
     }
+    kept_ids = [ids[i] for i in kept]
+    ImageTable.of(kept_ids, relative_paths, files).save(partial / IMAGES_FILE)
     (partial / COLLECTION_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -438,17 +443,27 @@ class _PreviousBuild:
         # (as JSON stores them: tuples come back as lists)
         same_extraction = manifest["extraction"] == json.loads(json.dumps(asdict(settings)))
         same_settings = manifest["descriptor_id"] == descriptor_id and same_extraction
-        if not same_settings or "files" not in manifest or not (generation / DESCRIPTORS_FILE).is_file():
+        if not same_settings or not (generation / DESCRIPTORS_FILE).is_file():
             return nothing
         if manifest["images_root"] != str(images_root.resolve()):
+            return nothing
+        if (generation / IMAGES_FILE).is_file():
+            table = ImageTable.load(generation / IMAGES_FILE)
+            previous_paths, previous_files = (
+                dict(zip(table.ids, table.paths, strict=True)),
+                table.file_stats(),
+            )
+        elif "files" in manifest:  # format 2
+            previous_paths, previous_files = manifest["images"], manifest["files"]
+        else:
             return nothing
         descriptors = np.load(generation / DESCRIPTORS_FILE, mmap_mode="r")
         rows = {
             image_id: row
-            for row, (image_id, relative) in enumerate(manifest["images"].items())
+            for row, (image_id, relative) in enumerate(previous_paths.items())
             if relative == relative_paths.get(image_id)
             and files.get(image_id) is not None
-            and manifest["files"].get(image_id) == files[image_id]
+            and previous_files.get(image_id) == files[image_id]
         }
         return cls(rows, descriptors, generation)
 
@@ -461,8 +476,13 @@ class _PreviousBuild:
 
 
 def read_manifest(generation: Path) -> dict[str, Any]:
-    """A generation's ``collection.json``, brought to the current format (paths absolute, skips with reasons)."""
+    """A generation's ``collection.json`` with its ``images`` (id → relative path, from ``images.npz``), older
+    formats brought to it (format 2 listed the images in the JSON; the first, absolute paths and skips without
+    reasons)."""
     manifest: dict[str, Any] = json.loads((generation / COLLECTION_FILE).read_text())
+    if (generation / IMAGES_FILE).is_file():
+        table = ImageTable.load(generation / IMAGES_FILE)
+        manifest["images"] = dict(zip(table.ids, table.paths, strict=True))
     if "images_root" not in manifest:  # the first layout: absolute paths, skipped ids without reasons
         manifest["images_root"] = None
         manifest["skipped"] = dict.fromkeys(manifest.get("skipped", []), "unreadable")

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from retrieval.collection import (
-    COLLECTION_FILE,
     GLOBAL_INDEX,
+    IMAGES_FILE,
     LOCAL_STORE,
     NETWORK_FILE,
     CollectionError,
@@ -157,7 +157,7 @@ class SearchEngine:
         problems = []
         if len(self.index) != len(self.paths) or indexed != listed:
             problems.append(
-                f"the index holds {len(self.index)} images and {COLLECTION_FILE} lists {len(self.paths)} "
+                f"the index holds {len(self.index)} images and {IMAGES_FILE} lists {len(self.paths)} "
                 f"({len(indexed - listed)} indexed but not listed, {len(listed - indexed)} listed but not indexed)"
             )
         if self.store is not None:

@@ -11,7 +11,7 @@ import calibrate
 import evaluate
 import index
 import search
-from retrieval.collection import generation_dir
+from retrieval.collection import generation_dir, read_manifest
 from tests.conftest import REPO_ROOT
 
 
@@ -65,7 +65,7 @@ def collection(tiny_demo, tmp_path_factory):
 
 def test_index_writes_a_self_contained_collection(collection, tiny_demo):
     generation = generation_dir(collection)
-    manifest = json.loads((generation / "collection.json").read_text())
+    manifest = read_manifest(generation)
     assert manifest["num_images"] == len(list((tiny_demo / "index").rglob("*.jpg")))
     assert {"global", "local", "net.pt"} <= {path.name for path in generation.iterdir()}
     assert manifest["images_root"] == str((tiny_demo / "index").resolve())

@@ -26,6 +26,7 @@ from PIL import Image
 from retrieval.collection import (
     CURRENT_FILE,
     GENERATIONS,
+    IMAGES_FILE,
     CollectionError,
     build_collection,
     generation_dir,
@@ -34,6 +35,7 @@ from retrieval.collection import (
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
+from retrieval.image_table import ImageTable
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.rerank import InliersRerank
 from retrieval.local.store import build_feature_store
@@ -288,12 +290,13 @@ def test_a_collection_whose_parts_disagree_is_refused_and_the_server_answers_503
     collection = tmp_path / "collection"
     build(corpus, collection, net)
     generation = generation_dir(collection)
-    manifest_path = generation / "collection.json"
-    manifest = json.loads(manifest_path.read_text())
-    del manifest["images"]["places/photo3"]
-    manifest_path.write_text(json.dumps(manifest))
+    table = ImageTable.load(generation / IMAGES_FILE)
+    kept = [position for position, image_id in enumerate(table.ids) if image_id != "places/photo3"]
+    ImageTable([table.ids[i] for i in kept], [table.paths[i] for i in kept], table.files[kept]).save(
+        generation / IMAGES_FILE
+    )
     with pytest.raises(
-        CollectionError, match=r"parts disagree: the index holds 7 images and collection\.json lists 6"
+        CollectionError, match=r"parts disagree: the index holds 7 images and images\.npz lists 6"
     ):
         SearchEngine(collection)
     (collection / CURRENT_FILE).write_text("gone\n")
@@ -497,3 +500,27 @@ def test_a_burst_of_mixed_requests_on_a_real_server_is_answered_without_a_500(cl
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(send, requests))
     assert statuses == [expected for _, expected in requests]
+
+
+def test_a_collection_of_format_2_opens_and_a_rebuild_reuses_its_descriptors(
+    corpus, net, tmp_path, monkeypatch
+):
+    """Format 2 listed the images and their file stats in collection.json; such a collection opens as it is, and
+    indexing it again extracts nothing (its stats say every file is unchanged) and writes format 3."""
+    collection = tmp_path / "collection"
+    build(corpus / "places", collection, net)
+    generation = generation_dir(collection)
+    table = ImageTable.load(generation / IMAGES_FILE)
+    manifest = json.loads((generation / "collection.json").read_text())
+    manifest.update(
+        format_version=2, images=dict(zip(table.ids, table.paths, strict=True)), files=table.file_stats()
+    )
+    (generation / "collection.json").write_text(json.dumps(manifest))
+    (generation / IMAGES_FILE).unlink()
+    assert set(SearchEngine(collection).paths) == set(table.ids)
+    monkeypatch.setattr(
+        "retrieval.descriptor.shards.extract_descriptors",
+        lambda *arguments, **keywords: pytest.fail("global descriptors extracted again"),
+    )
+    summary = build(corpus / "places", collection, net)
+    assert summary["format_version"] == 3 and (generation_dir(collection) / IMAGES_FILE).is_file()
