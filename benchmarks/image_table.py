@@ -14,7 +14,9 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,8 +24,10 @@ from benchmarks.common import write_results
 from experiments.tables import markdown_table
 from retrieval.image_table import ImageTable
 
+Result = TypeVar("Result")
 
-def timed(work) -> tuple[float, object]:
+
+def timed(work: Callable[[], Result]) -> tuple[float, Result]:
     start = time.perf_counter()
     result = work()
     return time.perf_counter() - start, result
@@ -45,7 +49,7 @@ def main() -> None:
             zip(ids, rng.integers(10_000, 900_000, len(ids)), strict=True)
         )
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         table_path, json_path = Path(folder) / "images.npz", Path(folder) / "collection.json"
         write_columns, _ = timed(lambda: ImageTable.of(ids, paths, files).save(table_path))
