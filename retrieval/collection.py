@@ -47,7 +47,9 @@ from retrieval.descriptor.shards import DEFAULT_SHARD_SIZE, DescriptorShards, ex
 from retrieval.image_table import ImageTable
 from retrieval.images import IMAGE_SUFFIXES, ImageLoadError, decode
 from retrieval.local.features import LocalFeatureExtractor
-from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata, build_feature_store
+from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata
+from retrieval.local.store_parts import DEFAULT_PART_SIZE, StoreParts
+from retrieval.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,7 @@ def build_collection(
     device: str | torch.device | None = None,
     num_workers: int = 0,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    part_size: int = DEFAULT_PART_SIZE,
 ) -> dict[str, Any]:
     """Extract, index and store a collection as a new generation of ``output_dir``, switched in when complete;
     unreadable images are skipped, counted and listed with their reason.
@@ -210,35 +213,24 @@ def build_collection(
             parameters the collection is too small for are refused at once.
         local_extractor: local features to store for re-ranking, or ``None``.
         num_workers: processes for local-feature extraction.
-        shard_size: images per global-descriptor shard (:mod:`retrieval.descriptor.shards`); shards a
-            distributed job (``index.py``, :func:`plan_global_extraction`) already wrote are not extracted again.
+        shard_size: images per global-descriptor shard (:mod:`retrieval.descriptor.shards`).
+        part_size: images per local-feature store part (:mod:`retrieval.local.store_parts`). The shards and
+            parts a distributed job (``index.py``, :class:`BuildPlan`) already wrote are not extracted again.
 
     Returns:
         the collection summary written to ``collection.json``.
     """
     root = Path(output_dir)
-    # Refused before any work when the collection is too small for the index (e.g. IVF lists to train).
-    index = _empty_index(make_index, net.output_dim, descriptor_id, settings, len(listing.images))
-    changes = _Changes.of(root, listing, descriptor_id, settings)
-    shards = changes.shards(root, descriptor_id, settings, net.output_dim, shard_size)
-    extract_into_shards(net, changes.new_paths, shards, settings, device=device)
+    plan = BuildPlan.of(root, listing, net, descriptor_id, settings, make_index, shard_size, part_size)
+    extract_into_shards(net, plan.new_paths, plan.shards, settings, device=device)
+    if local_extractor is not None:
+        plan.extract_local(local_extractor, num_workers)
     now = time.time_ns()
     name = time.strftime("%Y%m%d-%H%M%S", time.localtime(now / 1e9)) + f".{now % 10**9:09d}-{os.getpid()}"
     partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
     partial.mkdir(parents=True)
     try:
-        summary = _build_generation(
-            partial,
-            root / CACHE,
-            changes,
-            shards,
-            net,
-            descriptor_id,
-            settings,
-            index,
-            local_extractor,
-            num_workers,
-        )
+        summary = _build_generation(partial, plan, net, descriptor_id, settings, local_extractor)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -255,45 +247,20 @@ def build_collection(
     return summary
 
 
-def _empty_index(
-    make_index: Callable[..., DescriptorIndex],
-    dim: int,
-    descriptor_id: str,
-    settings: ExtractionSettings,
-    num_images: int,
-) -> DescriptorIndex:
-    return make_index(dim=dim, descriptor_id=f"{descriptor_id}|{settings.key()}", num_vectors=num_images)
-
-
-def plan_global_extraction(
-    output_dir: str | Path,
-    listing: ImageListing,
-    net: GlobalDescriptorNet,
-    descriptor_id: str,
-    settings: ExtractionSettings,
-    make_index: Callable[..., DescriptorIndex],
-    shard_size: int = DEFAULT_SHARD_SIZE,
-) -> tuple[list[Path], DescriptorShards]:
-    """The global-descriptor work a :func:`build_collection` with the same arguments has to do: the images new or
-    changed since the current generation and the shard folder their descriptors go to. Every rank of a
-    distributed job computes the same; they fill the shards together, then rank 0 calls :func:`build_collection`,
-    which finds them written.
-
-    Raises:
-        ValueError: the collection is too small for the index ``make_index`` makes (before any work).
-    """
-    root = Path(output_dir)
-    _empty_index(make_index, net.output_dim, descriptor_id, settings, len(listing.images))
-    changes = _Changes.of(root, listing, descriptor_id, settings)
-    return changes.new_paths, changes.shards(root, descriptor_id, settings, net.output_dim, shard_size)
+def _no_sharing(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
-class _Changes:
-    """A listing against the current generation: the images whose files (relative path, size, modification time)
-    are unchanged since it was built with the same network and settings keep their descriptors and local
-    features; the others (positions ``new``) are extracted."""
+class BuildPlan:
+    """The work a build of ``listing`` into the collection at ``root`` has to do, the same on every rank of a
+    distributed job: the images whose files (relative path, size, modification time) are unchanged since the
+    current generation was built with the same network and settings keep their descriptors and local features;
+    the others (positions ``new``) are extracted, their global descriptors into ``shards``. ``index.py`` has
+    every rank fill the shards (``Trainer.predict``) and the store parts (:meth:`extract_local`), then rank 0
+    calls :func:`build_collection`, which finds them written."""
 
+    root: Path
     listing: ImageListing
     ids: list[str]
     paths: list[Path]
@@ -301,12 +268,29 @@ class _Changes:
     previous: _PreviousBuild
     reused: list[int]
     new: list[int]
+    shards: DescriptorShards
+    index: DescriptorIndex
+    part_size: int
 
     @classmethod
     def of(
-        cls, root: Path, listing: ImageListing, descriptor_id: str, settings: ExtractionSettings
-    ) -> _Changes:
+        cls,
+        output_dir: str | Path,
+        listing: ImageListing,
+        net: GlobalDescriptorNet,
+        descriptor_id: str,
+        settings: ExtractionSettings,
+        make_index: Callable[..., DescriptorIndex],
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> BuildPlan:
+        """Raises:
+        ValueError: the collection is too small for the index ``make_index`` makes (before any work)."""
+        root = Path(output_dir)
         ids = list(listing.images)
+        index_id = f"{descriptor_id}|{settings.key()}"
+        # Refused before any work when the collection is too small for the index (e.g. IVF lists to train).
+        index = make_index(dim=net.output_dim, descriptor_id=index_id, num_vectors=len(ids))
         paths = [listing.images[image_id] for image_id in ids]
         stats = [file_stat(path) for path in paths]  # one pass over the file system serves every check
         previous = _PreviousBuild.of(
@@ -323,52 +307,91 @@ class _Changes:
         reused = [position for position, image_id in enumerate(ids) if image_id in previous.rows]
         unchanged = set(reused)
         new = [position for position in range(len(ids)) if position not in unchanged]
-        return cls(listing, ids, paths, stats, previous, reused, new)
+        fingerprint = files_fingerprint([paths[i] for i in new], [stats[i] for i in new])
+        key = hashlib.sha256(f"{index_id}|{fingerprint}|{shard_size}".encode()).hexdigest()[:24]
+        shards = DescriptorShards(
+            root / CACHE / f"global-{key}", [ids[i] for i in new], net.output_dim, shard_size
+        )
+        return cls(root, listing, ids, paths, stats, previous, reused, new, shards, index, part_size)
 
     @property
     def new_paths(self) -> list[Path]:
         return [self.paths[position] for position in self.new]
 
-    def shards(
-        self, root: Path, descriptor_id: str, settings: ExtractionSettings, dim: int, shard_size: int
-    ) -> DescriptorShards:
-        """The shard folder of the new images' global descriptors, named by everything they depend on."""
-        fingerprint = files_fingerprint(self.new_paths, [self.stats[position] for position in self.new])
-        key = f"{descriptor_id}|{settings.key()}|{fingerprint}|{shard_size}"
-        folder = root / CACHE / f"global-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-        return DescriptorShards(folder, [self.ids[position] for position in self.new], dim, shard_size)
+    def readable(self) -> np.ndarray:
+        """(N,) bool: the listing's images that have a descriptor (unchanged, or new and decodable); the
+        shards must be written."""
+        readable = np.zeros(len(self.ids), dtype=bool)
+        readable[self.reused] = True
+        if self.new:
+            readable[self.new] = self.shards.readable()
+        return readable
+
+    def store_parts(self, extractor: LocalFeatureExtractor) -> StoreParts:
+        """The parts of the local-feature store of the readable images, named by the features and the files."""
+        metadata = json.dumps(asdict(StoreMetadata.from_extractor(extractor)), sort_keys=True)
+        key = hashlib.sha256(f"{metadata}|{files_fingerprint(self.paths, self.stats)}".encode()).hexdigest()[
+            :24
+        ]
+        kept = np.flatnonzero(self.readable())
+        return StoreParts(
+            self.root / CACHE / f"local-{key}", [(self.ids[i], str(self.paths[i])) for i in kept], extractor
+        )
+
+    def extract_local(
+        self,
+        extractor: LocalFeatureExtractor,
+        num_workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        share: Callable[[Any], Any] = _no_sharing,
+        barrier: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Build this rank's share of the store parts, ``num_workers`` processes each: rank 0 decides a compact
+        store's embedding first, then the parts not built yet (as rank 0 sees them) are dealt to the ranks in
+        turn. ``share(value)`` returns rank 0's ``value`` on every rank (a distributed broadcast) and
+        ``barrier()`` waits for every rank; one process needs neither."""
+        parts = self.store_parts(extractor)
+        reuse = self.previous.store_for(extractor)
+        if rank == 0:
+            parts.prepare_codec(reuse, num_workers)
+        pending = share(parts.pending())
+        if len(pending) < parts.num_parts and rank == 0:
+            log.info(
+                "local features: %d of %d store parts already built",
+                parts.num_parts - len(pending),
+                parts.num_parts,
+            )
+        mine = pending[rank::world_size]
+        reuse_ids = {self.ids[position] for position in self.reused}
+        total = sum(len(parts.part_images(part)) for part in mine)
+        with stage(f"{extractor.method} features", total, enabled=rank == 0) as bar:
+            for part in mine:
+                parts.build(part, num_workers, reuse, reuse_ids, progress=False)
+                bar.update(len(parts.part_images(part)))
+        barrier()  # every part is built before rank 0 joins them
 
 
 def _build_generation(
     partial: Path,
-    cache: Path,
-    changes: _Changes,
-    shards: DescriptorShards,
+    plan: BuildPlan,
     net: GlobalDescriptorNet,
     descriptor_id: str,
     settings: ExtractionSettings,
-    index: DescriptorIndex,
     local_extractor: LocalFeatureExtractor | None,
-    num_workers: int,
 ) -> dict[str, Any]:
     """Fill the generation folder ``partial``: the unchanged images' descriptors from the current generation, the
-    new ones' from their shards. The work that takes long is kept in ``cache`` until the build succeeds, so a
-    failed or killed build resumes: global descriptors from their written shards, a local-feature store after its
-    last complete shard."""
-    listing, ids, paths, stats, previous = (
-        changes.listing,
-        changes.ids,
-        changes.paths,
-        changes.stats,
-        changes.previous,
-    )
+    new ones' from their shards, the local-feature store joined from its parts. The work that takes long is kept
+    in the cache until the build succeeds, so a failed or killed build resumes: global descriptors from their
+    written shards, local features from the built parts (and a part after its last complete shard)."""
+    listing, ids, paths, stats, previous = plan.listing, plan.ids, plan.paths, plan.stats, plan.previous
     files = {image_id: list(stat) if stat else None for image_id, stat in zip(ids, stats, strict=True)}
     relative_paths = {
         image_id: path.relative_to(listing.root).as_posix() for image_id, path in zip(ids, paths, strict=True)
     }
     descriptors = np.zeros((len(ids), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(ids), dtype=bool)
-    reused = changes.reused
+    reused = plan.reused
     if reused:
         descriptors[reused] = previous.descriptors[[previous.rows[ids[position]] for position in reused]]
         readable[reused] = True
@@ -377,29 +400,19 @@ def _build_generation(
             len(reused),
             len(ids),
         )
-    if changes.new:
-        descriptors[changes.new], readable[changes.new] = shards.read()
+    if plan.new:
+        descriptors[plan.new], readable[plan.new] = plan.shards.read()
     kept = np.flatnonzero(readable)
     skipped = dict(listing.skipped)
     for position in np.flatnonzero(~readable):
         skipped[relative_paths[ids[position]]] = _unreadable_reason(paths[position])
+    index = plan.index
     index.add(descriptors[kept], [ids[i] for i in kept])
     index.save(partial / GLOBAL_INDEX)
     np.save(partial / DESCRIPTORS_FILE, descriptors[kept])
     net.save(partial / NETWORK_FILE)
     if local_extractor is not None:
-        metadata = json.dumps(asdict(StoreMetadata.from_extractor(local_extractor)), sort_keys=True)
-        key = hashlib.sha256(f"{metadata}|{files_fingerprint(paths, stats)}".encode()).hexdigest()[:24]
-        building = cache / f"local-{key}"
-        build_feature_store(
-            building,
-            {ids[i]: paths[i] for i in kept},
-            local_extractor,
-            num_workers=num_workers,
-            reuse=previous.store_for(local_extractor),
-            reuse_ids=[ids[position] for position in reused],
-        )
-        os.replace(building, partial / LOCAL_STORE)
+        plan.store_parts(local_extractor).join(partial / LOCAL_STORE)
     summary = {
         "format_version": COLLECTION_FORMAT_VERSION,
         "descriptor_id": descriptor_id,

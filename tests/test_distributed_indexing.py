@@ -68,6 +68,7 @@ def index_command(tiny_demo: Path, collection: Path, *overrides: str) -> list[st
         "local_features.max_side=192",
         "num_workers=0",
         "shard_size=4",
+        "part_size=4",
         "trainer.accelerator=cpu",
         *overrides,
     ]

@@ -97,17 +97,34 @@ class DescriptorShards:
         )
         os.replace(temporary, self.path(shard))
 
+    def readable(self) -> np.ndarray:
+        """The (N,) readable mask alone (what every rank needs to split the local features), without loading
+        the descriptors.
+
+        Raises:
+            ValueError: a shard is missing.
+        """
+        self._check_complete()
+        masks = []
+        for shard in range(self.num_shards):
+            with np.load(self.path(shard), allow_pickle=False) as stored:
+                masks.append(stored["readable"])
+        return np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+
+    def _check_complete(self) -> None:
+        missing = self.pending()
+        if missing:
+            raise ValueError(
+                f"{self.root}: {len(missing)} of {self.num_shards} shards are not written (first: {missing[0]})"
+            )
+
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """Every shard together: descriptors (N, D) float32 and the (N,) readable mask, in list order.
 
         Raises:
             ValueError: a shard is missing, or holds other ids or another dimension than this list.
         """
-        missing = self.pending()
-        if missing:
-            raise ValueError(
-                f"{self.root}: {len(missing)} of {self.num_shards} shards are not written (first: {missing[0]})"
-            )
+        self._check_complete()
         descriptors = np.zeros((len(self.ids), self.dim), dtype=np.float32)
         readable = np.zeros(len(self.ids), dtype=bool)
         for shard in range(self.num_shards):
