@@ -1,12 +1,13 @@
 """Landmark retrieval, pure torch/numpy/faiss/OpenCV (never Lightning or Hydra), in two wings over a shared
 ground — the thesis' own "global and local features":
 
-- ``retrieval.descriptor``: the global descriptor (network, weights, pooling, losses, mining, extraction,
-  whitening, query expansion, faiss index);
-- ``retrieval.local``: local features, their store, matching, verification, re-ranking, vocabularies and
-  codebooks;
+- ``retrieval.descriptor``: the global descriptor (network, weights, pooling, losses, mining, extraction, its
+  batching and shards, whitening, query expansion, faiss index);
+- ``retrieval.local``: local features, their store (built in parts), matching, verification, re-ranking,
+  vocabularies and codebooks;
 - the ground: images (``images``), benchmarks and their metrics (``benchmark``, ``metrics``), evaluation of
-  both wings (``evaluation``), searchable collections (``search_engine``), near-duplicates (``duplicates``),
+  both wings (``evaluation``), collections (``collection``, ``image_table``) and their search
+  (``search_engine``), near-duplicates (``duplicates``),
   pictures (``visualize``) and the restricted unpickler (``safe_pickle``).
 
 The names below are the public face; each is imported from its module on first use, so ``import retrieval``
@@ -38,6 +39,7 @@ _PUBLIC = {
     "evaluate_reranking": "retrieval.evaluation",
     "SearchEngine": "retrieval.search_engine",
     "build_collection": "retrieval.collection",
+    "BuildPlan": "retrieval.collection",
     "list_images": "retrieval.collection",
     "load_rgb": "retrieval.images",
     "ImageLoadError": "retrieval.images",
