@@ -18,7 +18,7 @@ from datamodules.image_prediction import ImagePredictionDataModule
 from experiments.app import app_main
 from lightning_modules.descriptor_prediction import DescriptorPrediction
 from lightning_modules.shard_writer import DescriptorShardWriter
-from retrieval.collection import BuildPlan, build_collection, list_images
+from retrieval.collection import BuildPlan, build_planned, list_images
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.network import load_network
 
@@ -54,18 +54,7 @@ def main(cfg: DictConfig) -> None:
         )
     if not trainer.is_global_zero:
         return
-    summary = build_collection(
-        cfg.collection_dir,
-        listing,
-        net,
-        descriptor_id,
-        settings,
-        make_index,
-        local_extractor,
-        num_workers=cfg.num_workers,
-        shard_size=cfg.shard_size,
-        part_size=cfg.part_size,
-    )
+    summary = build_planned(plan, net, descriptor_id, settings, local_extractor, num_workers=cfg.num_workers)
     print(
         f"indexed {summary['num_images']} images into {cfg.collection_dir}; {len(summary['skipped'])} files not "
         "indexed (listed with their reason under `skipped` in collection.json)"

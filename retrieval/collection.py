@@ -215,13 +215,28 @@ def build_collection(
         num_workers: processes for local-feature extraction.
         shard_size: images per global-descriptor shard (:mod:`retrieval.descriptor.shards`).
         part_size: images per local-feature store part (:mod:`retrieval.local.store_parts`). The shards and
-            parts a distributed job (``index.py``, :class:`BuildPlan`) already wrote are not extracted again.
+            parts a killed build already wrote are not extracted again.
 
     Returns:
         the collection summary written to ``collection.json``.
     """
-    root = Path(output_dir)
-    plan = BuildPlan.of(root, listing, net, descriptor_id, settings, make_index, shard_size, part_size)
+    plan = BuildPlan.of(output_dir, listing, net, descriptor_id, settings, make_index, shard_size, part_size)
+    return build_planned(plan, net, descriptor_id, settings, local_extractor, device, num_workers)
+
+
+def build_planned(
+    plan: BuildPlan,
+    net: GlobalDescriptorNet,
+    descriptor_id: str,
+    settings: ExtractionSettings,
+    local_extractor: LocalFeatureExtractor | None,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+) -> dict[str, Any]:
+    """:func:`build_collection` from its plan (made with the same network, descriptor id and settings): what the
+    plan's shards and store parts still lack is extracted in this process, then the generation is written and
+    switched in. ``index.py``'s rank 0 calls it once every rank has done its share."""
+    root = plan.root
     extract_into_shards(net, plan.new_paths, plan.shards, settings, device=device)
     if local_extractor is not None:
         plan.extract_local(local_extractor, num_workers)
@@ -258,7 +273,7 @@ class BuildPlan:
     current generation was built with the same network and settings keep their descriptors and local features;
     the others (positions ``new``) are extracted, their global descriptors into ``shards``. ``index.py`` has
     every rank fill the shards (``Trainer.predict``) and the store parts (:meth:`extract_local`), then rank 0
-    calls :func:`build_collection`, which finds them written."""
+    calls :func:`build_planned`, which finds them written."""
 
     root: Path
     listing: ImageListing
