@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
     )
     trainer = instantiate(cfg.trainer, callbacks=[DescriptorShardWriter(plan.shards)])
     trainer.predict(
-        DescriptorPrediction(net, settings.scales),
+        DescriptorPrediction(net, settings.scales, settings.scale_aggregation),
         datamodule=ImagePredictionDataModule(plan.new_paths, plan.shards, settings),
         return_predictions=False,
     )

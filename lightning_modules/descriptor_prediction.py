@@ -23,12 +23,16 @@ class DescriptorPrediction(pl.LightningModule):
     Args:
         net: the global network (eval mode; nothing is trained).
         scales: image scales whose descriptors are aggregated (``ExtractionSettings.scales``).
+        scale_aggregation: how (``ExtractionSettings.scale_aggregation``).
     """
 
-    def __init__(self, net: GlobalDescriptorNet, scales: Sequence[float]) -> None:
+    def __init__(
+        self, net: GlobalDescriptorNet, scales: Sequence[float], scale_aggregation: str = "power_mean"
+    ) -> None:
         super().__init__()
         self.net = net
         self.scales = tuple(scales)
+        self.scale_aggregation = scale_aggregation
         self.power = multiscale_power(net)
 
     def on_predict_start(self) -> None:
@@ -39,6 +43,8 @@ class DescriptorPrediction(pl.LightningModule):
         """``{"shard", "positions" (B,), "descriptors" (B, D) float32 on the CPU, or None for unreadable images}``."""
         images = batch["images"]
         descriptors = (
-            None if images is None else describe_batch(self.net, images, self.scales, self.power).cpu()
+            None
+            if images is None
+            else describe_batch(self.net, images, self.scales, self.power, self.scale_aggregation).cpu()
         )
         return {"shard": batch["shard"], "positions": batch["positions"].cpu(), "descriptors": descriptors}

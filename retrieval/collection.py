@@ -469,7 +469,9 @@ class _PreviousBuild:
             return nothing
         manifest = read_manifest(generation)
         # (as JSON stores them: tuples come back as lists)
-        same_extraction = manifest["extraction"] == json.loads(json.dumps(asdict(settings)))
+        stored = dict(manifest["extraction"], scales=tuple(manifest["extraction"]["scales"]))
+        # (settings a collection was built before they existed take their defaults)
+        same_extraction = ExtractionSettings(**stored) == settings
         same_settings = manifest["descriptor_id"] == descriptor_id and same_extraction
         if not same_settings or not (generation / DESCRIPTORS_FILE).is_file():
             return nothing

@@ -45,7 +45,7 @@ def test_the_prediction_job_gives_the_descriptors_of_plain_extraction(tmp_path):
         accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, callbacks=[writer]
     )
     trainer.predict(
-        DescriptorPrediction(net, settings.scales),
+        DescriptorPrediction(net, settings.scales, settings.scale_aggregation),
         datamodule=ImagePredictionDataModule(photos, shards, settings),
         return_predictions=False,
     )

@@ -2,7 +2,9 @@
 bf16 + channels_last on a GPU, cached on disk.
 
 Multi-scale descriptors follow cirtorch: the descriptor at each scale is raised to the power p (the GeM
-exponent, 1 for other poolings), averaged over scales, taken to the power 1/p, and L2-normalised.
+exponent, 1 for other poolings), averaged over scales, taken to the power 1/p, and L2-normalised; or, with
+``scale_aggregation="max"``, SuperGlobal's Scale-GeM with p → ∞ (Shao et al., ICCV 2023): each scale's
+descriptor L2-normalised, then their element-wise maximum, L2-normalised.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from retrieval.progress import stage
 log = logging.getLogger(__name__)
 
 DEFAULT_SCALES = (1.0, 1 / math.sqrt(2), 0.5)
+SCALE_AGGREGATIONS = ("power_mean", "max")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ExtractionSettings:
         size_step: round both sides to a multiple of this many pixels (aspect ratio kept within
             ``size_step / 2`` pixels), so that photos of many sizes share a few shapes and fill whole batches on a
             GPU; ``None`` keeps every image's exact size (the published protocols' choice).
+        scale_aggregation: ``"power_mean"`` (cirtorch) or ``"max"`` (SuperGlobal's Scale-GeM, p → ∞).
     """
 
     max_side: int = 1024
@@ -51,6 +55,7 @@ class ExtractionSettings:
     batch_size: int = 16
     num_workers: int = 2
     size_step: int | None = None
+    scale_aggregation: str = "power_mean"
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -64,12 +69,18 @@ class ExtractionSettings:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if self.size_step is not None and not 1 <= self.size_step <= self.max_side:
             raise ValueError(f"size_step must be in [1, max_side] or None, got {self.size_step}")
+        if self.scale_aggregation not in SCALE_AGGREGATIONS:
+            raise ValueError(
+                f"scale_aggregation must be one of {SCALE_AGGREGATIONS}, got {self.scale_aggregation!r}"
+            )
 
     def key(self) -> str:
         """The settings descriptors depend on, e.g. ``max_side=512|scales=[1.0]`` (batching and workers do not
         change them); an index of descriptors is named by its weights' id and this."""
         key = f"max_side={self.max_side}|scales={list(self.scales)}"
-        return key if self.size_step is None else f"{key}|size_step={self.size_step}"
+        if self.size_step is not None:
+            key = f"{key}|size_step={self.size_step}"
+        return key if self.scale_aggregation == "power_mean" else f"{key}|scales_by={self.scale_aggregation}"
 
 
 def image_pixels(image: Image.Image, settings: ExtractionSettings) -> torch.Tensor:
@@ -144,10 +155,15 @@ def multiscale_power(net: GlobalDescriptorNet) -> float:
 
 @torch.no_grad()
 def describe_batch(
-    net: GlobalDescriptorNet, images: torch.Tensor, scales: Sequence[float], power: float
+    net: GlobalDescriptorNet,
+    images: torch.Tensor,
+    scales: Sequence[float],
+    power: float,
+    aggregation: str = "power_mean",
 ) -> torch.Tensor:
     """uint8 images (B, 3, H, W) on the network's device → multi-scale descriptors (B, D) float32 (bf16 autocast
-    and channels_last on a GPU); ``power``: :func:`multiscale_power`."""
+    and channels_last on a GPU); ``power``: :func:`multiscale_power`; ``aggregation``: ``ExtractionSettings.
+    scale_aggregation``."""
     pixels = net.normalize(images.float() / 255.0)
     if pixels.is_cuda:
         pixels = pixels.contiguous(memory_format=torch.channels_last)
@@ -162,9 +178,16 @@ def describe_batch(
         )
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=pixels.is_cuda):
             descriptor = net(scaled).float()
+        if aggregation == "max":
+            term = F.normalize(descriptor, dim=-1)
+            total = term if total is None else torch.maximum(total, term)
+            continue
         term = descriptor.clamp(min=0).pow(power) if power != 1 else descriptor
         total = term if total is None else total + term
-    assert total is not None
+    if total is None:
+        raise ValueError("at least one scale is needed")
+    if aggregation == "max":
+        return F.normalize(total, dim=-1)
     mean = total / len(scales)
     return F.normalize(mean.pow(1 / power) if power != 1 else mean, dim=-1)
 
@@ -209,7 +232,9 @@ def extract_descriptors(
 
         def describe(indices: list[int], batch: torch.Tensor) -> None:
             batch = batch.to(device, non_blocking=True)
-            descriptors[indices] = describe_batch(net, batch, settings.scales, power).cpu().numpy()
+            descriptors[indices] = (
+                describe_batch(net, batch, settings.scales, power, settings.scale_aggregation).cpu().numpy()
+            )
             readable[indices] = True
             bar.update(len(indices))
 
@@ -239,7 +264,10 @@ def describe_pixels(
     net.eval().to(device)
     power = multiscale_power(net)
     rows = [
-        describe_batch(net, image[None].to(device), settings.scales, power).cpu().numpy() for image in pixels
+        describe_batch(net, image[None].to(device), settings.scales, power, settings.scale_aggregation)
+        .cpu()
+        .numpy()
+        for image in pixels
     ]
     net.train(was_training)
     return np.concatenate(rows) if rows else np.zeros((0, net.output_dim), dtype=np.float32)
@@ -302,7 +330,7 @@ def cache_key(
         "settings": {
             key: value
             for key, value in asdict(settings).items()
-            if key in ("max_side", "scales", "size_step")
+            if key in ("max_side", "scales", "size_step", "scale_aggregation")
         },
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:24]

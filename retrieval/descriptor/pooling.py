@@ -1,7 +1,9 @@
 """Global pooling of a CNN feature map (B, C, H, W) into one descriptor per image (B, C).
 
 Functional forms and ``nn.Module`` forms: MAC (max), SPoC (average), GeM (generalised mean, learnable p)
-and L2 normalisation, as in Radenović et al., "Fine-tuning CNN image retrieval with no human annotation".
+and L2 normalisation, as in Radenović et al., "Fine-tuning CNN image retrieval with no human annotation"; and
+SuperGlobal's regional GeM followed by GeM+ (Shao et al., "Global Features are All You Need for Image Retrieval
+and Reranking", ICCV 2023).
 """
 
 from __future__ import annotations
@@ -62,6 +64,43 @@ class GeM(nn.Module):
         return f"p={self.p.item():.4f}, eps={self.eps}"
 
 
+def regional_lp(features: torch.Tensor, p: float = 2.5, size: int = 5) -> torch.Tensor:
+    """SuperGlobal's regional GeM: every position averaged half and half with the L^p norm of its ``size`` ×
+    ``size`` neighbourhood, scaled by ``(size²)^(-1/p)`` so that a constant map stays constant (reflection padding,
+    replication where the map is too small to reflect): (B, C, H, W) -> (B, C, H, W)."""
+    pad = (size - 1) // 2
+    mode = "reflect" if min(features.shape[-2:]) > pad else "replicate"
+    clamped = features.clamp(min=0)
+    padded = F.pad(clamped / (size * size) ** (1.0 / p), (pad, pad, pad, pad), mode=mode)
+    return 0.5 * F.lp_pool2d(padded, p, size, stride=1) + 0.5 * clamped
+
+
+class RegionalGeM(GeM):
+    """SuperGlobal pooling: :func:`regional_lp` over the feature map, then GeM with ``p`` (the paper's GeM+: a
+    fixed p = 4.6).
+
+    Args:
+        p: the GeM exponent after the regional step.
+        regional_p: the exponent of the regional L^p norm (the paper: 2.5).
+        size: the neighbourhood side (the paper: 5).
+    """
+
+    def __init__(
+        self, p: float = 4.6, eps: float = 1e-6, learn_p: bool = False, regional_p: float = 2.5, size: int = 5
+    ) -> None:
+        super().__init__(p, eps, learn_p)
+        if regional_p <= 0 or size < 1 or size % 2 == 0:
+            raise ValueError(f"regional_p must be positive and size odd, got {regional_p} and {size}")
+        self.regional_p = regional_p
+        self.size = size
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return gem(regional_lp(features, self.regional_p, self.size), self.p, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, regional_p={self.regional_p}, size={self.size}"
+
+
 class L2N(nn.Module):
     def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
@@ -71,11 +110,14 @@ class L2N(nn.Module):
         return l2n(x, self.eps)
 
 
-POOLINGS: dict[str, type[nn.Module]] = {"gem": GeM, "mac": MAC, "spoc": SPoC}
+POOLINGS: dict[str, type[nn.Module]] = {"gem": GeM, "rgem": RegionalGeM, "mac": MAC, "spoc": SPoC}
 
 
 def build_pooling(name: str, p: float = 3.0, learn_p: bool = True) -> nn.Module:
-    """Pooling by name: ``gem`` (with ``p``/``learn_p``), ``mac`` or ``spoc``."""
+    """Pooling by name: ``gem`` or ``rgem`` (SuperGlobal's regional GeM + GeM; both with ``p``/``learn_p``),
+    ``mac`` or ``spoc``."""
     if name not in POOLINGS:
         raise ValueError(f"unknown pooling {name!r}; choose one of {sorted(POOLINGS)}")
-    return GeM(p=p, learn_p=learn_p) if name == "gem" else POOLINGS[name]()
+    if name in ("gem", "rgem"):
+        return POOLINGS[name](p=p, learn_p=learn_p)
+    return POOLINGS[name]()

@@ -123,3 +123,19 @@ def test_snapped_sizes_are_multiples_of_the_step():
     assert snap_size(Image.new("RGB", (10, 500)), 32).size == (32, 512)  # at least one step; 500 → 512
     with pytest.raises(ValueError, match="size_step"):
         ExtractionSettings(max_side=64, size_step=0)
+
+
+def test_scale_gem_max_is_the_elementwise_max_of_the_normalised_scales(net, photos):
+    scales = (1.0, 0.5)
+    settings = ExtractionSettings(64, scales, 1, 0, scale_aggregation="max")
+    multi, _ = extract_descriptors(net, photos[:1], settings, progress=False)
+    image = extract.resize_max_side(Image.open(photos[0]).convert("RGB"), 64)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    with torch.no_grad():
+        half = torch.nn.functional.interpolate(pixels, scale_factor=0.5, mode="bilinear", antialias=True)
+        per_scale = [torch.nn.functional.normalize(net(net.normalize(x)), dim=-1) for x in (pixels, half)]
+    expected = torch.nn.functional.normalize(torch.maximum(*per_scale), dim=-1)
+    np.testing.assert_allclose(multi[0], expected[0].numpy(), atol=1e-5)
+    assert settings.key().endswith("|scales_by=max")
+    with pytest.raises(ValueError, match="scale_aggregation"):
+        ExtractionSettings(scale_aggregation="mean")

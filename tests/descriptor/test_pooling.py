@@ -55,3 +55,35 @@ def test_bad_pooling_arguments_raise():
         build_pooling("median")
     with pytest.raises(ValueError, match="positive"):
         GeM(p=0.0)
+
+
+def naive_regional_lp(features: torch.Tensor, p: float, size: int) -> torch.Tensor:
+    """Per position: 0.5·x + 0.5·(Σ over the size × size reflected neighbourhood of (x / (size²)^(1/p))^p)^(1/p)."""
+    _, _, height, width = features.shape
+    pad = (size - 1) // 2
+
+    def reflect(index: int, length: int) -> int:
+        return -index if index < 0 else 2 * (length - 1) - index if index >= length else index
+
+    out = torch.empty_like(features)
+    scale = (size * size) ** (1 / p)
+    for b, c, y, x in torch.cartesian_prod(*(torch.arange(n) for n in features.shape)).tolist():
+        total = sum(
+            (features[b, c, reflect(y + dy, height), reflect(x + dx, width)].item() / scale) ** p
+            for dy in range(-pad, pad + 1)
+            for dx in range(-pad, pad + 1)
+        )
+        out[b, c, y, x] = 0.5 * total ** (1 / p) + 0.5 * features[b, c, y, x]
+    return out
+
+
+def test_regional_gem_matches_the_naive_formula_and_keeps_a_flat_map_flat():
+    torch.manual_seed(0)
+    features = torch.rand(1, 2, 5, 6)
+    pooling = build_pooling("rgem", p=4.6, learn_p=False)
+    expected = naive_gem(naive_regional_lp(features, 2.5, 5), 4.6)
+    torch.testing.assert_close(pooling(features), expected, atol=1e-5, rtol=1e-5)
+    flat = torch.full((1, 3, 4, 4), 0.7)
+    torch.testing.assert_close(pooling(flat), torch.full((1, 3), 0.7))
+    assert pooling(torch.rand(2, 3, 1, 2)).shape == (2, 3)  # a map too small to reflect is replicated
+    assert not pooling.p.requires_grad
