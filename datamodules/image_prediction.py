@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from retrieval.descriptor.batching import SizeBuckets
-from retrieval.descriptor.extract import ExtractionSettings, load_pixels
+from retrieval.descriptor.extract import ExtractionSettings, load_pixels_or_none
 from retrieval.descriptor.shards import DescriptorShards
-from retrieval.images import ImageLoadError
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +62,10 @@ class ShardBatches(IterableDataset):
             return {"shard": shard, "positions": torch.tensor(positions, dtype=torch.int64), "images": images}
 
         for position in self.geometry.positions(shard):
-            try:
-                image = load_pixels(self.paths[position], self.settings)
-            except ImageLoadError as error:
-                log.warning("extraction: %s", error)
+            image = load_pixels_or_none(self.paths[position], self.settings)
+            if image is None:
                 unreadable.append(position)
-                continue
-            if (full := buckets.add(position, image)) is not None:
+            elif (full := buckets.add(position, image)) is not None:
                 yield batch(*full)
         for positions, images in buckets.drain():
             yield batch(positions, images)

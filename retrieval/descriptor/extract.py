@@ -115,6 +115,18 @@ def load_pixels(
     return image_pixels(resize_max_side(cropped, settings.max_side), settings)
 
 
+def load_pixels_or_none(
+    path: str | Path, settings: ExtractionSettings, box: BoundingBox | None = None
+) -> torch.Tensor | None:
+    """:func:`load_pixels`, or ``None`` (with a warning naming the file and why) when it cannot be read: how
+    every extraction path skips a bad image."""
+    try:
+        return load_pixels(path, settings, box)
+    except ImageLoadError as error:
+        log.warning("extraction: %s", error)
+        return None
+
+
 class _ExtractionDataset(Dataset):
     """Image i as :func:`load_pixels` gives it; ``None`` if unreadable."""
 
@@ -129,11 +141,7 @@ class _ExtractionDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None]:
-        try:
-            return index, load_pixels(self.paths[index], self.settings, self.boxes[index])
-        except ImageLoadError as error:
-            log.warning("extraction: %s", error)
-            return index, None
+        return index, load_pixels_or_none(self.paths[index], self.settings, self.boxes[index])
 
 
 def snap_size(image: Image.Image, step: int) -> Image.Image:
