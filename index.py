@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> None:
         )
     if not trainer.is_global_zero:
         return
-    summary = build_planned(plan, net, descriptor_id, settings, local_extractor, num_workers=cfg.num_workers)
+    summary = build_planned(plan, net, local_extractor, num_workers=cfg.num_workers)
     print(
         f"indexed {summary['num_images']} images into {cfg.collection_dir}; {len(summary['skipped'])} files not "
         "indexed (listed with their reason under `skipped` in collection.json)"

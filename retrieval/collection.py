@@ -25,6 +25,7 @@ the images folder, so both can be moved (``images_root=`` when opening).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -221,23 +222,21 @@ def build_collection(
         the collection summary written to ``collection.json``.
     """
     plan = BuildPlan.of(output_dir, listing, net, descriptor_id, settings, make_index, shard_size, part_size)
-    return build_planned(plan, net, descriptor_id, settings, local_extractor, device, num_workers)
+    return build_planned(plan, net, local_extractor, device, num_workers)
 
 
 def build_planned(
     plan: BuildPlan,
     net: GlobalDescriptorNet,
-    descriptor_id: str,
-    settings: ExtractionSettings,
     local_extractor: LocalFeatureExtractor | None,
     device: str | torch.device | None = None,
     num_workers: int = 0,
 ) -> dict[str, Any]:
-    """:func:`build_collection` from its plan (made with the same network, descriptor id and settings): what the
-    plan's shards and store parts still lack is extracted in this process, then the generation is written and
-    switched in. ``index.py``'s rank 0 calls it once every rank has done its share."""
+    """:func:`build_collection` from its plan (made with the same network): what the plan's shards and store
+    parts still lack is extracted in this process, then the generation is written and switched in.
+    ``index.py``'s rank 0 calls it once every rank has done its share."""
     root = plan.root
-    extract_into_shards(net, plan.new_paths, plan.shards, settings, device=device)
+    extract_into_shards(net, plan.new_paths, plan.shards, plan.settings, device=device)
     if local_extractor is not None:
         plan.extract_local(local_extractor, num_workers)
     now = time.time_ns()
@@ -245,7 +244,7 @@ def build_planned(
     partial = root / GENERATIONS / f"{name}{_PARTIAL_SUFFIX}"
     partial.mkdir(parents=True)
     try:
-        summary = _build_generation(partial, plan, net, descriptor_id, settings, local_extractor)
+        summary = _build_generation(partial, plan, net, local_extractor)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -277,6 +276,8 @@ class BuildPlan:
 
     root: Path
     listing: ImageListing
+    descriptor_id: str
+    settings: ExtractionSettings
     ids: list[str]
     paths: list[Path]
     stats: list[tuple[int, int] | None]
@@ -327,7 +328,21 @@ class BuildPlan:
         shards = DescriptorShards(
             root / CACHE / f"global-{key}", [ids[i] for i in new], net.output_dim, shard_size
         )
-        return cls(root, listing, ids, paths, stats, previous, reused, new, shards, index, part_size)
+        return cls(
+            root,
+            listing,
+            descriptor_id,
+            settings,
+            ids,
+            paths,
+            stats,
+            previous,
+            reused,
+            new,
+            shards,
+            index,
+            part_size,
+        )
 
     @property
     def new_paths(self) -> list[Path]:
@@ -342,12 +357,15 @@ class BuildPlan:
             readable[self.new] = self.shards.readable()
         return readable
 
+    @functools.cached_property
+    def listing_fingerprint(self) -> str:
+        """:func:`files_fingerprint` of every listed file (computed once: a hash over a million stats)."""
+        return files_fingerprint(self.paths, self.stats)
+
     def store_parts(self, extractor: LocalFeatureExtractor) -> StoreParts:
         """The parts of the local-feature store of the readable images, named by the features and the files."""
         metadata = json.dumps(asdict(StoreMetadata.from_extractor(extractor)), sort_keys=True)
-        key = hashlib.sha256(f"{metadata}|{files_fingerprint(self.paths, self.stats)}".encode()).hexdigest()[
-            :24
-        ]
+        key = hashlib.sha256(f"{metadata}|{self.listing_fingerprint}".encode()).hexdigest()[:24]
         kept = np.flatnonzero(self.readable())
         return StoreParts(
             self.root / CACHE / f"local-{key}", [(self.ids[i], str(self.paths[i])) for i in kept], extractor
@@ -388,12 +406,7 @@ class BuildPlan:
 
 
 def _build_generation(
-    partial: Path,
-    plan: BuildPlan,
-    net: GlobalDescriptorNet,
-    descriptor_id: str,
-    settings: ExtractionSettings,
-    local_extractor: LocalFeatureExtractor | None,
+    partial: Path, plan: BuildPlan, net: GlobalDescriptorNet, local_extractor: LocalFeatureExtractor | None
 ) -> dict[str, Any]:
     """Fill the generation folder ``partial``: the unchanged images' descriptors from the current generation, the
     new ones' from their shards, the local-feature store joined from its parts. The work that takes long is kept
@@ -430,12 +443,12 @@ def _build_generation(
         plan.store_parts(local_extractor).join(partial / LOCAL_STORE)
     summary = {
         "format_version": COLLECTION_FORMAT_VERSION,
-        "descriptor_id": descriptor_id,
+        "descriptor_id": plan.descriptor_id,
         "index_id": index.descriptor_id,
         "num_images": len(kept),
         "images_root": str(listing.root.resolve()),
         "skipped": skipped,
-        "extraction": asdict(settings),
+        "extraction": asdict(plan.settings),
     }
     kept_ids = [ids[i] for i in kept]
     ImageTable.of(kept_ids, relative_paths, files).save(partial / IMAGES_FILE)
@@ -467,7 +480,10 @@ class _PreviousBuild:
             generation = generation_dir(root)
         except CollectionError:
             return nothing
-        manifest = read_manifest(generation)
+        # The JSON alone (read_manifest would load the image table a second time, below).
+        manifest = json.loads((generation / COLLECTION_FILE).read_text())
+        if "images_root" not in manifest:  # the first layout: nothing to reuse
+            return nothing
         # (as JSON stores them: tuples come back as lists)
         stored = dict(manifest["extraction"], scales=tuple(manifest["extraction"]["scales"]))
         # (settings a collection was built before they existed take their defaults)
