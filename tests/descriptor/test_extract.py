@@ -24,17 +24,6 @@ def net():
     return GlobalDescriptorNet("resnet18", pretrained=False).eval()
 
 
-@pytest.fixture
-def photos(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = []
-    for index, size in enumerate([(96, 64), (64, 96), (96, 64), (80, 80), (96, 64)]):
-        path = tmp_path / f"{index}.png"
-        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-        paths.append(path)
-    return paths
-
-
 def reference(net, path, max_side):
     image = extract.resize_max_side(Image.open(path).convert("RGB"), max_side)
     pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)

@@ -4,7 +4,6 @@ refuse missing or foreign shards, and a one-process extraction that equals the p
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from retrieval.descriptor import shards as shards_module
 from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
@@ -53,18 +52,15 @@ def test_reading_refuses_missing_shards_and_shards_of_another_list(tmp_path):
 
 
 @pytest.fixture
-def photos(tmp_path):
-    rng = np.random.default_rng(0)
-    paths = []
-    for index, size in enumerate([(96, 64), (64, 96), (96, 64), (80, 80), (96, 64)]):
-        path = tmp_path / f"{index}.png"
-        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
-        paths.append(path)
+def photos_and_a_broken_one(photos, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    return [*paths[:2], tmp_path / "broken.png", *paths[2:]]
+    return [*photos[:2], tmp_path / "broken.png", *photos[2:]]
 
 
-def test_extraction_into_shards_equals_the_plain_one_and_skips_written_shards(photos, tmp_path, monkeypatch):
+def test_extraction_into_shards_equals_the_plain_one_and_skips_written_shards(
+    photos_and_a_broken_one, tmp_path, monkeypatch
+):
+    photos = photos_and_a_broken_one
     torch.manual_seed(0)
     net = GlobalDescriptorNet("resnet18", pretrained=False).eval()
     expected, expected_readable = extract_descriptors(net, photos, SETTINGS, progress=False)
