@@ -27,7 +27,8 @@ from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, load_network, resolve_device
 from retrieval.descriptor.whitening import Whitening, learn_lw_whitening, learn_pca_whitening
 from retrieval.evaluation import evaluate_benchmark, rerank_benchmark
-from retrieval.local.rerank import KEYPOINTS, RerankMethod
+from retrieval.local.rerank import KEYPOINTS
+from retrieval.reranking import GLOBAL_DESCRIPTORS, RerankMethod
 
 log = logging.getLogger("evaluate")
 
@@ -113,9 +114,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if whitening is not None:
         whitening.save(output_dir / "whitening.npz")
     method = instantiate(cfg.rerank) if cfg.get("rerank") else None
-    if method is not None and method.local_features != KEYPOINTS:
+    if method is not None and method.features not in (KEYPOINTS, GLOBAL_DESCRIPTORS):
         raise ValueError(
-            f"evaluate.py re-ranks with keypoint features; rerank={method.describe()!r} needs others"
+            f"evaluate.py re-ranks with keypoint features or global descriptors; rerank={method.describe()!r} "
+            f"needs {method.features} features"
         )
     extractor = instantiate(cfg.local_features)
     results: dict[str, Any] = {}

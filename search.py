@@ -1,4 +1,4 @@
-"""Search a collection:  python search.py query=<image or folder> [rerank=compact|inliers|fusion|delg|none]
+"""Search a collection:  python search.py query=<image or folder> [rerank=compact|inliers|fusion|delg|superglobal|none]
 
 Writes, into the run folder, ``results.json`` (the top 10 of every query with global and final scores,
 inliers and the same-place verdict) and one PNG per query: the query and its top 10, plus the verified matches

@@ -52,10 +52,11 @@ from retrieval.local.features import LocalFeatureExtractor, LocalFeatures
 from retrieval.local.hamming import CompactSettings
 from retrieval.local.hamming_matching import HammingMatching
 from retrieval.local.matching import Matching, MatchingConfig, MatmulPrecision
-from retrieval.local.rerank import GlobalPlusInliersRerank, RatioCountRerank, rerank
+from retrieval.local.rerank import GlobalPlusInliersRerank, RatioCountRerank
 from retrieval.local.store import FeatureStore, build_feature_store
 from retrieval.local.verification import VerificationConfig
 from retrieval.metrics import evaluate_ranking
+from retrieval.reranking import rerank
 
 TOP_K = 100
 EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)

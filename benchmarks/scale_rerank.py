@@ -19,8 +19,8 @@ from benchmarks.common import REALPHOTOS, REPO_ROOT
 from benchmarks.rerank import COMPACT, COMPACT_EXTRACTOR, EXTRACTOR, candidates_of, global_scores
 from datamodules.formats.folders import load_folder
 from retrieval.local.features import LocalFeatures
-from retrieval.local.rerank import rerank
 from retrieval.local.store import FeatureStore, FeatureStoreWriter, build_feature_store
+from retrieval.reranking import rerank
 
 PASSES = 3  # every query re-ranked this many times, with other replicas each time
 

@@ -1,4 +1,5 @@
-"""RQ4 — what does re-ranking the global top K with local features buy, and at what cost per query?
+"""RQ4 — what does re-ranking the global top K buy, with local features or the global descriptors alone, and at
+what cost per query?
 
     python experiments/rq4_reranking.py                          # the demo's rdemo benchmark, a few minutes
     python experiments/rq4_reranking.py benchmark=realphotos     # ../shared/realphotos, under 10 minutes
@@ -11,7 +12,8 @@ features extracted once into a cached feature store (RootSIFT, 2048 keypoints at
 features with the same settings, cropped to the query box where the benchmark has one) by each method of
 ``methods``: the thesis' ratio-count fusion (E5, no geometry), the number of MAGSAC inliers (fundamental matrix,
 3 px), the fusion ``α·global + (1−α)·min(inliers/100, 1)`` for every α of ``fusion_alphas``, the DELG order,
-global + inliers/100, and the thesis' CNN patches (E7, from the global network's last feature map).
+global + inliers/100, the thesis' CNN patches (E7, from the global network's last feature map), and SuperGlobal
+(the global descriptors alone, :mod:`retrieval.descriptor.superglobal`).
 
 Writes ``rq4.md`` (the table), ``rq4.json`` (every metric and setting) and ``rq4.png`` into the run folder and
 logs them to the configured loggers (``logger=wandb``, offline without an API key, by default).
@@ -32,28 +34,21 @@ from omegaconf import DictConfig
 from experiments import study_outputs
 from experiments.tables import markdown_table
 from retrieval.benchmark import RetrievalBenchmark
-from retrieval.descriptor.network import GlobalDescriptorNet
-from retrieval.evaluation import (
-    BenchmarkResult,
-    RerankedRanking,
-    benchmark_feature_store,
-    evaluate_reranking,
-    query_local_features,
-)
+from retrieval.evaluation import BenchmarkResult, RerankedRanking, evaluate_reranking, rerank_inputs
 from retrieval.local.cnn_patches import CNN_PATCH_METHOD
-from retrieval.local.features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
-from retrieval.local.rerank import KEYPOINTS, RerankMethod
-from retrieval.local.store import FeatureStore
+from retrieval.local.features import LocalExtractor, LocalFeatureExtractor
+from retrieval.local.rerank import KEYPOINTS
+from retrieval.reranking import RerankMethod
 
 log = logging.getLogger("rq4")
 
 GLOBAL_ONLY = "none (global only)"
 
 
-def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[str, RerankMethod]:
+def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[str, RerankMethod[Any, Any]]:
     """Every configured method by name; the fusion method (``methods.fusion``) becomes one entry per α of
     ``fusion_alphas``."""
-    configs: dict[str, RerankMethod] = {}
+    configs: dict[str, RerankMethod[Any, Any]] = {}
     for key, method_cfg in methods_cfg.items():
         name, config = str(key), instantiate(method_cfg)
         if name == "fusion":
@@ -66,38 +61,45 @@ def method_configs(methods_cfg: DictConfig, fusion_alphas: list[float]) -> dict[
 
 @dataclass(frozen=True, eq=False)
 class FeatureSource:
-    """Methods that re-rank with one kind of local features, the database's store and every query's features."""
+    """Methods that re-rank with one kind of features, the database's store and every query's features."""
 
-    methods: dict[str, RerankMethod]
-    extractor: LocalExtractor
-    store: FeatureStore
-    query_features: list[LocalFeatures]
+    methods: dict[str, RerankMethod[Any, Any]]
+    description: str
+    store: Any
+    query_features: list[Any]
 
 
 def feature_sources(
     cfg: DictConfig,
-    configs: dict[str, RerankMethod],
+    configs: dict[str, RerankMethod[Any, Any]],
     benchmark: RetrievalBenchmark,
-    net: GlobalDescriptorNet,
-    descriptor_id: str,
+    network: study_outputs.StudyNetwork,
 ) -> list[FeatureSource]:
-    """Keypoint methods use ``cfg.local_features``; CNN-patch methods the global network's feature map."""
-    by_features: dict[str, dict[str, RerankMethod]] = {}
+    """Keypoint methods use ``cfg.local_features``; CNN-patch methods the global network's feature map;
+    SuperGlobal the global descriptors of the study's ranking."""
+    by_features: dict[str, dict[str, RerankMethod[Any, Any]]] = {}
     for name, config in configs.items():
-        by_features.setdefault(config.local_features, {})[name] = config
+        by_features.setdefault(config.features, {})[name] = config
     extractors: dict[str, LocalExtractor] = {
         KEYPOINTS: instantiate(cfg.local_features),
-        CNN_PATCH_METHOD: instantiate(cfg.cnn_patches)(net=net, descriptor_id=descriptor_id),
+        CNN_PATCH_METHOD: instantiate(cfg.cnn_patches)(net=network.net, descriptor_id=network.descriptor_id),
     }
     sources = []
     for features, methods in by_features.items():
-        extractor = extractors[features]
-        store = benchmark_feature_store(
-            benchmark, extractor, Path(cfg.cache_dir) / "feature_stores", cfg.num_workers, cfg.progress
+        extractor = extractors.get(features)
+        query_features, store = rerank_inputs(
+            benchmark,
+            network.ranking,
+            features,
+            extractor,
+            Path(cfg.cache_dir) / "feature_stores",
+            cfg.num_workers,
+            cfg.progress,
         )
-        sources.append(
-            FeatureSource(methods, extractor, store, query_local_features(benchmark, extractor, store))
-        )
+        for method in methods.values():
+            method.check_store(store)
+        description = repr(extractor) if extractor is not None else f"global descriptors, {store!r}"
+        sources.append(FeatureSource(methods, description, store, query_features))
     return sources
 
 
@@ -128,7 +130,7 @@ def rerank_all(
 
 
 def results_table(
-    configs: dict[str, RerankMethod],
+    configs: dict[str, RerankMethod[Any, Any]],
     results: dict[int, dict[str, RerankedRanking]],
     global_metrics: dict[str, float],
     metric_names: tuple[str, str],
@@ -159,7 +161,7 @@ def results_table(
 
 
 def plot(
-    configs: dict[str, RerankMethod],
+    configs: dict[str, RerankMethod[Any, Any]],
     results: dict[int, dict[str, RerankedRanking]],
     global_metric: float,
     metric: str,
@@ -189,10 +191,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     benchmark = study_outputs.load_study_benchmark(cfg)
     network = study_outputs.study_network(cfg, benchmark, cfg.ckpt_path)
     configs = method_configs(cfg.methods, list(cfg.fusion_alphas))
-    sources = feature_sources(cfg, configs, benchmark, network.net, network.descriptor_id)
+    sources = feature_sources(cfg, configs, benchmark, network)
     log.info("local features of the database and the queries ready")
     results = rerank_all(sources, benchmark, network.ranking, list(cfg.top_ks), cfg.progress)
-    features_used = {name: repr(source.extractor) for source in sources for name in source.methods}
+    features_used = {name: source.description for source in sources for name in source.methods}
 
     names = study_outputs.headline_names(benchmark)
     metric_names = (names[0], names[-1])

@@ -40,10 +40,10 @@ from retrieval.evaluation import (
 )
 from retrieval.local.codebook import CodebookKind, codebook_descriptors, codebook_retrieval
 from retrieval.local.features import LocalExtractor, LocalFeatureExtractor, LocalFeatures
-from retrieval.local.rerank import RerankMethod
 from retrieval.local.store import FeatureStore
 from retrieval.local.vocabulary import VocabularySettings, effective_num_words, train_vocabulary
 from retrieval.metrics import evaluate_ranking
+from retrieval.reranking import RerankMethod
 
 log = logging.getLogger("thesis")
 

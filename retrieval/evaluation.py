@@ -6,7 +6,9 @@ re-ranking peer: the global top K of every query re-ranked with local features â
   :class:`~retrieval.local.store.FeatureStore`; :func:`query_local_features` gives every query's features
   with the store's settings, cropped to its box where the benchmark has one (Revisited).
 - :func:`evaluate_reranking` re-ranks every query's global top K with several methods at once, gathering the
-  evidence once for methods that share it (:meth:`~retrieval.local.rerank.RerankMethod.work_key`), and scores them.
+  evidence once for methods that share it (:meth:`~retrieval.reranking.RerankMethod.work_key`), and scores them;
+  :func:`rerank_inputs` gives a method its query features and database store (local features, or the global
+  descriptors themselves for SuperGlobal).
 
 Pure torch/numpy.
 """
@@ -20,11 +22,13 @@ import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from retrieval.benchmark import RetrievalBenchmark
+from retrieval.descriptor.descriptor_table import DescriptorTable
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached, files_fingerprint
 from retrieval.descriptor.index import exact_search
 from retrieval.descriptor.network import GlobalDescriptorNet
@@ -33,10 +37,10 @@ from retrieval.descriptor.superglobal import SuperGlobalRerank, superglobal_rera
 from retrieval.descriptor.whitening import Whitening
 from retrieval.local.features import LocalExtractor, LocalFeatures
 from retrieval.local.hamming import HammingEmbedding
-from retrieval.local.rerank import RerankMethod
 from retrieval.local.store import FeatureStore, StoreMetadata, build_feature_store
 from retrieval.metrics import evaluate_ranking
 from retrieval.progress import stage
+from retrieval.reranking import GLOBAL_DESCRIPTORS, RerankMethod
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +69,16 @@ class PostProcessing:
             raise ValueError(f"top_k must be positive or None, got {self.top_k}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BenchmarkResult:
-    """Metrics (fractions) and the ranking (Q, K) with its scores (Q, K)."""
+    """Metrics (fractions), the ranking (Q, K) with its scores (Q, K), and the descriptors it was ranked with
+    (after whitening, DBA and Î±QE): queries (Q, D), database (N, D) float32."""
 
     metrics: dict[str, float]
     ranking: np.ndarray
     scores: np.ndarray
+    queries: np.ndarray
+    database: np.ndarray
 
 
 def evaluate_benchmark(
@@ -157,7 +164,13 @@ def rank_and_score(
         scores[:, : reranked_scores.shape[1]] = reranked_scores
     ranking_array = ranking.cpu().numpy()
     metrics = evaluate_ranking(ranking_array, benchmark)
-    return BenchmarkResult(metrics=metrics, ranking=ranking_array, scores=scores.cpu().numpy())
+    return BenchmarkResult(
+        metrics=metrics,
+        ranking=ranking_array,
+        scores=scores.cpu().numpy(),
+        queries=queries.float().cpu().numpy(),
+        database=database.float().cpu().numpy(),
+    )
 
 
 def _store_folder_name(
@@ -264,23 +277,23 @@ def shortlist_positions(ranking_row: np.ndarray, junk: np.ndarray, top_k: int) -
 def evaluate_reranking(
     benchmark: RetrievalBenchmark,
     global_result: BenchmarkResult,
-    query_features: Sequence[LocalFeatures],
-    store: FeatureStore,
-    methods: Mapping[str, RerankMethod],
+    query_features: Sequence[Any],
+    store: Any,
+    methods: Mapping[str, RerankMethod[Any, Any]],
     top_k: int,
     progress: bool = False,
 ) -> dict[str, RerankedRanking]:
     """Re-rank every query's global top ``top_k`` (junk excluded) with each method of ``methods``.
 
-    Methods with the same :meth:`~retrieval.local.rerank.RerankMethod.work_key` (e.g. inliers, fusion at any alpha,
+    Methods with the same :meth:`~retrieval.reranking.RerankMethod.work_key` (e.g. inliers, fusion at any alpha,
     DELG with the same matching and verification) gather the evidence once per query, with the first of them,
     and each scores it.
 
     Args:
         benchmark: the benchmark; store ids are its database ids.
         global_result: its global ranking (Q, N) and scores (Q, N), best first.
-        query_features: every query's local features, with the store's settings.
-        store: the database's local features.
+        query_features: every query's features, with the store's settings (:func:`rerank_inputs`).
+        store: the database's features.
         methods: method name -> method.
         top_k: candidates re-ranked per query.
         progress: show a bar per group of methods that share their evidence (the time is logged either way).
@@ -339,7 +352,7 @@ def verified_pair_inliers(
     global_result: BenchmarkResult,
     query_features: Sequence[LocalFeatures],
     store: FeatureStore,
-    method: RerankMethod,
+    method: RerankMethod[LocalFeatures, FeatureStore],
     top_k: int,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -365,28 +378,46 @@ def verified_pair_inliers(
     return np.concatenate(positives).astype(np.int64), np.concatenate(negatives).astype(np.int64)
 
 
+def rerank_inputs(
+    benchmark: RetrievalBenchmark,
+    global_result: BenchmarkResult,
+    features: str,
+    extractor: LocalExtractor | None,
+    cache_dir: str | Path,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[list[Any], Any]:
+    """Every query's features and the database's store for methods that read ``features``
+    (:attr:`RerankMethod.features`): for global descriptors, the rows of ``global_result`` and a
+    :class:`DescriptorTable` of the database's; for local features, ``extractor``'s (the database's extracted once
+    into ``cache_dir``, :func:`benchmark_feature_store`)."""
+    if features == GLOBAL_DESCRIPTORS:
+        return list(global_result.queries), DescriptorTable(benchmark.database_ids, global_result.database)
+    if extractor is None:
+        raise ValueError(f"re-ranking with {features} features needs their extractor")
+    store = benchmark_feature_store(benchmark, extractor, cache_dir, num_workers, progress)
+    return query_local_features(benchmark, extractor, store), store
+
+
 def rerank_benchmark(
     benchmark: RetrievalBenchmark,
     global_result: BenchmarkResult,
     extractor: LocalExtractor,
-    method: RerankMethod,
+    method: RerankMethod[Any, Any],
     top_k: int,
     cache_dir: str | Path,
     num_workers: int = 0,
     progress: bool = True,
 ) -> dict[str, float]:
     """The benchmark's metrics after re-ranking every query's global top ``top_k`` with ``method``, plus
-    ``ms_per_query`` (median) and ``bytes_per_image`` of the database's local features, which are extracted once
-    into ``cache_dir`` (:func:`benchmark_feature_store`)."""
-    store = benchmark_feature_store(benchmark, extractor, cache_dir, num_workers, progress)
+    ``ms_per_query`` (median) and ``bytes_per_image`` of what the method reads per database image
+    (:func:`rerank_inputs`)."""
+    query_features, store = rerank_inputs(
+        benchmark, global_result, method.features, extractor, cache_dir, num_workers, progress
+    )
+    method.check_store(store)
     reranked = evaluate_reranking(
-        benchmark,
-        global_result,
-        query_local_features(benchmark, extractor, store),
-        store,
-        {"reranked": method},
-        top_k,
-        progress,
+        benchmark, global_result, query_features, store, {"reranked": method}, top_k, progress
     )["reranked"]
     return {
         **reranked.metrics,

@@ -1,6 +1,8 @@
 """Search over a collection folder (:mod:`retrieval.collection`): :class:`SearchEngine` loads one consistent
 generation once — the network, the faiss index and the local-feature store — and answers queries (``search.py``,
-``serve.py``, notebooks), a query file decoded exactly as indexed files were.
+``serve.py``, notebooks), a query file decoded exactly as indexed files were. Re-ranking reads the local-feature
+store, or the indexed global descriptors (``descriptors.npy``, memory-mapped) for a method that re-ranks with
+them (SuperGlobal).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import torch
 from PIL import Image
 
 from retrieval.collection import (
+    DESCRIPTORS_FILE,
     GLOBAL_INDEX,
     IMAGES_FILE,
     LOCAL_STORE,
@@ -26,13 +30,14 @@ from retrieval.collection import (
     image_paths,
     read_manifest,
 )
+from retrieval.descriptor.descriptor_table import DescriptorTable
 from retrieval.descriptor.extract import ExtractionSettings, describe_images, describe_pixels, load_pixels
 from retrieval.descriptor.index import DescriptorIndex
 from retrieval.descriptor.network import GlobalDescriptorNet, resolve_device
 from retrieval.local.features import LOCAL_FEATURE_METHODS, LocalFeatureExtractor, LocalFeatures
-from retrieval.local.rerank import PairCorrespondences, RerankMethod, RerankResult, rerank
 from retrieval.local.store import METADATA_FILE, FeatureStore, StoreMetadata
 from retrieval.local.verdict import VERDICT_FILE, VerdictThreshold, VerdictThresholds
+from retrieval.reranking import GLOBAL_DESCRIPTORS, PairCorrespondences, RerankMethod, RerankResult, rerank
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +183,29 @@ class SearchEngine:
         local = self.local_extractor.max_side if self.local_extractor is not None else 0
         return max(self.settings.max_side, local)
 
-    def check_rerank(self, rerank_config: RerankMethod) -> None:
-        """Raise ValueError unless the collection's local features can re-rank with ``rerank_config``."""
+    @cached_property
+    def descriptor_table(self) -> DescriptorTable:
+        """The indexed images' global descriptors by id (memory-mapped; built on first use)."""
+        path = self.generation / DESCRIPTORS_FILE
+        if not path.is_file():
+            raise ValueError(f"{self.generation} keeps no {DESCRIPTORS_FILE}; rebuild it with index.py")
+        return DescriptorTable(self.index.ids, np.load(path, mmap_mode="r"))
+
+    def rerank_store(self, rerank_config: RerankMethod) -> DescriptorTable | FeatureStore:
+        """What ``rerank_config`` reads: the global descriptors or the local-feature store.
+
+        Raises:
+            ValueError: the collection does not keep them.
+        """
+        if rerank_config.features == GLOBAL_DESCRIPTORS:
+            return self.descriptor_table
         if self.store is None:
             raise ValueError(f"{self.root} was built without local features; re-ranking is not possible")
-        rerank_config.check_store(self.store)
+        return self.store
+
+    def check_rerank(self, rerank_config: RerankMethod) -> None:
+        """Raise ValueError unless the collection keeps what ``rerank_config`` re-ranks with."""
+        rerank_config.check_store(self.rerank_store(rerank_config))
 
     def verdict_key(self, rerank_config: RerankMethod) -> str | None:
         """The key of the same-place threshold of ``rerank_config`` on this collection (its local features and
@@ -262,18 +285,21 @@ class SearchEngine:
         reranked: RerankResult | None = None
         threshold = self.verdict_threshold(rerank_config)
         inliers: np.ndarray | None = None
-        if rerank_config is None or self.store is None:
+        if rerank_config is None:
             order = np.arange(len(candidate_ids))
             scores = global_scores
         else:
-            features = self.query_features(query, max_pixels)
+            store = self.rerank_store(rerank_config)
+            features = (
+                descriptor[0]
+                if rerank_config.features == GLOBAL_DESCRIPTORS
+                else self.query_features(query, max_pixels)
+            )
             try:
-                reranked = rerank(
-                    features, candidate_ids, global_scores, self.store, rerank_config, top_k=depth
-                )
+                reranked = rerank(features, candidate_ids, global_scores, store, rerank_config, top_k=depth)
             except (KeyError, FileNotFoundError) as error:  # the store changed or vanished under this engine
                 raise CollectionError(
-                    f"{self.generation}: the local features cannot be read ({error})"
+                    f"{self.generation}: the re-ranking features cannot be read ({error})"
                 ) from error
             order, scores = reranked.order, reranked.scores
             if threshold is not None:

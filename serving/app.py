@@ -41,7 +41,8 @@ from pydantic import BaseModel
 
 from retrieval.collection import CollectionError
 from retrieval.images import DecodedImage, ImageLoadError, decode
-from retrieval.local.rerank import KEYPOINTS, RerankMethod
+from retrieval.local.rerank import KEYPOINTS
+from retrieval.reranking import RerankMethod
 from retrieval.search_engine import SearchEngine, describe_score
 from retrieval.visualize import draw_matches
 from serving.uploads import BodySizeLimit, ClientError, UploadLimits, format_size, received_upload
@@ -335,7 +336,7 @@ def create_app(
         ``rerank`` computed for it: verified inliers in green, or all tentative matches in amber for a method
         that does not verify geometry."""
         rerank_name, rerank_config = choose_rerank(rerank)
-        if rerank_config is None or rerank_config.local_features != KEYPOINTS:
+        if rerank_config is None or rerank_config.features != KEYPOINTS:
             raise ClientError(
                 f"rerank {rerank_name!r} matches no keypoints, so there are no matches to draw; choose a "
                 "re-ranking by local features",

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from retrieval.local.rerank import RerankMethod
+from retrieval.reranking import RerankMethod
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.local.matching import Matching
-from retrieval.local.rerank import RerankMethod
 from retrieval.local.verification import VerificationConfig
+from retrieval.reranking import RerankMethod
 from tests.conftest import REPO_ROOT
 
 CONF = REPO_ROOT / "conf"

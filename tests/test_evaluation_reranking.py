@@ -69,7 +69,11 @@ def crafted(tmp_path_factory):
         query_boxes=[None],
     )
     global_result = BenchmarkResult(
-        metrics={}, ranking=np.array([[0, 1, 2]]), scores=np.array([[0.9, 0.8, 0.7]], np.float32)
+        metrics={},
+        ranking=np.array([[0, 1, 2]]),
+        scores=np.array([[0.9, 0.8, 0.7]], np.float32),
+        queries=np.zeros((1, 4), np.float32),
+        database=np.zeros((3, 4), np.float32),
     )
     store = benchmark_feature_store(benchmark, EXTRACTOR, folder / "stores", progress=False)
     return benchmark, global_result, store

@@ -24,8 +24,9 @@ from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
 from retrieval.images import load_rgb
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.hamming import CompactSettings
-from retrieval.local.rerank import InliersRerank, RerankMethod
+from retrieval.local.rerank import InliersRerank
 from retrieval.local.verdict import DEFAULT_MIN_INLIERS
+from retrieval.reranking import RerankMethod
 from retrieval.search_engine import SearchEngine
 from serving.app import FORM_OVERHEAD_BYTES, MATCHES_HEIGHT, THUMBNAIL_SIZE, create_app
 from serving.presets import rerank_preset
@@ -235,11 +236,12 @@ def test_matches_draws_both_images_with_the_inliers_search_counted(client, engin
 
 
 def keypoint_presets() -> list[str]:
-    """The presets a collection of keypoints can re-rank with (all but the CNN patches)."""
+    """The presets a collection of keypoints can re-rank with (all but the CNN patches): by keypoints, or by
+    the global descriptors alone (SuperGlobal)."""
     return [
         name
         for name in RERANK_PRESETS
-        if getattr(rerank_preset(name), "local_features", "keypoints") == "keypoints"
+        if getattr(rerank_preset(name), "features", "keypoints") in ("keypoints", "global")
     ]
 
 
@@ -261,7 +263,7 @@ def preset_client(engine):
 @pytest.fixture(scope="module")
 def compact_client(tiny_demo, tmp_path_factory):
     """The app over a compact collection (a small embedding, 128 stored keypoints) with every preset: only
-    ``compact`` and ``none`` can run there."""
+    ``compact``, ``none`` and ``superglobal`` (no local features) can run there."""
     compact = CompactSettings(stored_keypoints=128, num_words=64, training_images=20)
     folder = build_tiny_collection(
         tiny_demo,
@@ -276,6 +278,7 @@ def compact_client(tiny_demo, tmp_path_factory):
         assert [option["name"] for option in test_client.get("/options").json()["rerank_options"]] == [
             "compact",
             "none",
+            "superglobal",
         ]
         yield test_client
 
@@ -290,7 +293,7 @@ def test_match_pictures_count_the_inliers_search_returned_for_every_preset(reque
         response = preset_client.post(
             "/matches", files=upload, data={"image_id": result["image_id"], "rerank": preset}
         )
-        if preset == "none":
+        if preset in ("none", "superglobal"):
             assert response.status_code == 422
             assert "matches no keypoints" in response.json()["detail"]
             continue

@@ -12,19 +12,32 @@ For each query, among its global top ``top_m``:
 
 The cost is two (M × M) and two (M) products of D-vectors per query — thousands of times cheaper than matching
 local features; the rest of the ranking keeps its order.
+
+:class:`SuperGlobalRerank` is both a re-ranking method (``rerank=superglobal``: per query, from a
+:class:`~retrieval.descriptor.descriptor_table.DescriptorTable`, beside the local-feature methods) and the
+settings of the batched :func:`superglobal_rerank` (``post=superglobal``: every query of a benchmark at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
+
+from retrieval.descriptor.descriptor_table import DescriptorTable
+from retrieval.reranking import GLOBAL_DESCRIPTORS, Evidence, RerankMethod
 
 
 @dataclass(frozen=True)
-class SuperGlobalRerank:
-    """The settings of :func:`superglobal_rerank` (the paper's M, K and β; it uses 400, 9 and 0.15)."""
+class SuperGlobalRerank(RerankMethod[np.ndarray, DescriptorTable]):
+    """SuperGlobal with the paper's M, K and β (it uses 400, 9 and 0.15). As a method, the query is its (D,)
+    global descriptor and the store a :class:`DescriptorTable` of the database's; candidates beyond the top M
+    follow in global order."""
 
+    features: ClassVar[str] = GLOBAL_DESCRIPTORS
     top_m: int = 100
     k: int = 9
     beta: float = 0.15
@@ -34,6 +47,40 @@ class SuperGlobalRerank:
             raise ValueError(f"top_m must be at least 2 and k in [1, top_m), got {self.top_m} and {self.k}")
         if self.beta < 0:
             raise ValueError(f"beta must be non-negative, got {self.beta}")
+
+    def check_store(self, store: Any) -> None:
+        if not isinstance(store, DescriptorTable):
+            raise ValueError(f"{self.describe()!r} re-ranks with global descriptors, not with {store!r}")
+
+    def gather(self, query: np.ndarray, candidate_ids: Sequence[str], store: DescriptorTable) -> Evidence:
+        """SuperGlobal's score of the first ``top_m`` candidates (in the given, global order); NaN after them."""
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        if query.shape[1] != store.dim:
+            raise ValueError(f"the query descriptor has {query.shape[1]} dimensions, the table {store.dim}")
+        similarity = np.full(len(candidate_ids), np.nan)
+        if len(candidate_ids) < 2:
+            return Evidence.of_similarity(similarity)
+        candidates = torch.from_numpy(store.get_many(candidate_ids))
+        shortlist = torch.arange(len(candidate_ids))[None]
+        scores, order = superglobal_rerank(torch.from_numpy(query), candidates, shortlist, self)
+        depth = scores.shape[1]
+        similarity[order[0, :depth].numpy()] = scores[0].double().numpy()
+        return Evidence.of_similarity(similarity)
+
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
+        scores = evidence.similarity.copy()
+        rest = np.isnan(scores)
+        if rest.all():
+            return global_scores.astype(np.float64)
+        if rest.any():  # below every refined score, in global order
+            scores[rest] = global_scores[rest] - global_scores[rest].max() + scores[~rest].min() - 1.0
+        return scores
+
+    def describe(self) -> str:
+        return f"SuperGlobal (global descriptors only): top {self.top_m}, k={self.k}, β={self.beta:g}"
+
+    def work_key(self) -> Hashable:
+        return (GLOBAL_DESCRIPTORS, self)
 
 
 @torch.no_grad()

@@ -1,10 +1,9 @@
-"""Re-ranking the global top-K with local features read from a :class:`~retrieval.local.store.FeatureStore`.
+"""Re-ranking methods over local features read from a :class:`~retrieval.local.store.FeatureStore`
+(:mod:`retrieval.reranking` says what a method is).
 
-Database features are never re-extracted: they were stored once. A method first gathers the local evidence
-about the candidates (:meth:`RerankMethod.gather`), then scores them from it (:meth:`RerankMethod.score`);
-methods whose :meth:`~RerankMethod.work_key` is equal gather the same evidence, so a study scores many methods
-from one matching run. Keypoint methods match one query against all of its candidates with one batched
-matcher call, and only candidates with enough tentative matches pay for a robust geometric fit.
+Database features are never re-extracted: they were stored once. Keypoint methods match one query against all of
+its candidates with one batched matcher call, and only candidates with enough tentative matches pay for a robust
+geometric fit.
 
 - :class:`RatioCountRerank` (the thesis' E5): ``α·global + (1−α)·match ratio``, the match ratio being the
   ratio-test matches over the query's keypoints; no geometry.
@@ -16,14 +15,10 @@ matcher call, and only candidates with enough tentative matches pay for a robust
   scoring of the shared real-photo reference figures).
 - :class:`CnnPatchRerank` (the thesis' E7): ``α·global + (1−α)·patch similarity``, the mean over query patches
   of the best cosine similarity to the candidate's patches.
-
-Scores are sorted in descending order with a stable sort of candidates already in descending global order, so
-equal scores keep the global order.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -36,6 +31,7 @@ from retrieval.local.features import LocalFeatures
 from retrieval.local.matching import Matching, MatchingConfig
 from retrieval.local.store import FeatureStore
 from retrieval.local.verification import MIN_SAMPLE_SIZES, VerificationConfig, verify_matches
+from retrieval.reranking import Evidence, PairCorrespondences, RerankMethod
 
 LocalScore = Literal["match_ratio", "inliers"]
 LOCAL_SCORES: tuple[str, ...] = get_args(LocalScore)
@@ -52,91 +48,26 @@ def _check_alpha(alpha: float) -> None:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
 
 
-@dataclass(frozen=True, eq=False)
-class PairCorrespondences:
-    """Tentative matches of one image pair, for drawing: (M, 2) float32 x, y in each ORIGINAL image's pixels,
-    an (M,) bool inlier mask, and whether a verification ran (without one, the mask is all False)."""
-
-    query_points: np.ndarray
-    database_points: np.ndarray
-    inliers: np.ndarray
-    verified: bool
-
-    @classmethod
-    def empty(cls) -> PairCorrespondences:
-        """No matches (a method that matches no keypoints)."""
-        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, dtype=bool), False)
-
-
-@dataclass(frozen=True, eq=False)
-class LocalEvidence:
-    """What local features say about K candidates; every array is (K,), in the order of the candidates.
-
-    Attributes:
-        num_matches: tentative matches (0 where nothing was matched).
-        num_inliers: verified inliers (0 where no verification ran).
-        match_ratio: tentative matches over the query keypoints that were matched.
-        patch_similarity: the CNN-patch similarity (0 for keypoint methods).
-        correspondences: K drawable correspondences (empty for patch methods).
-    """
-
-    num_matches: np.ndarray
-    num_inliers: np.ndarray
-    match_ratio: np.ndarray
-    patch_similarity: np.ndarray
-    correspondences: list[PairCorrespondences]
-
-    def __len__(self) -> int:
-        return len(self.num_matches)
-
-
-class RerankMethod(ABC):
-    """A re-ranking method: :meth:`gather` reads the candidates' local evidence, :meth:`score` turns it and the
-    global scores into the re-ranked candidates' scores (higher first).
-
-    ``local_features`` names the features a method needs in the store: ``"keypoints"`` (any OpenCV method)
-    or ``"cnn_patch"``.
-    """
-
-    local_features: ClassVar[str]
-
-    @abstractmethod
-    def gather(
-        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
-    ) -> LocalEvidence:
-        """The evidence about each candidate (ids present in ``store``)."""
-
-    @abstractmethod
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
-        """(K,) float64 scores of K candidates from their (K,) global scores and their evidence."""
-
-    @abstractmethod
-    def describe(self) -> str:
-        """A one-line label that states the method's formula (tables, the search page)."""
-
-    @abstractmethod
-    def work_key(self) -> Hashable:
-        """Methods with equal keys gather the same evidence and differ only in :meth:`score`."""
+class LocalRerank(RerankMethod[LocalFeatures, FeatureStore]):
+    """Methods that re-rank with local features: ``"keypoints"`` (any OpenCV method) or ``"cnn_patch"``."""
 
     def check_store(self, store: FeatureStore) -> None:
-        """Raise ValueError unless this method can re-rank with what ``store`` holds."""
-        if (store.metadata.method == CNN_PATCH_METHOD) != (self.local_features == CNN_PATCH_METHOD):
+        if not isinstance(store, FeatureStore):
             raise ValueError(
-                f"{self.describe()!r} re-ranks with {self.local_features} features, but {store.root} holds "
+                f"{self.describe()!r} re-ranks with local features in a feature store, got {store!r}"
+            )
+        if (store.metadata.method == CNN_PATCH_METHOD) != (self.features == CNN_PATCH_METHOD):
+            raise ValueError(
+                f"{self.describe()!r} re-ranks with {self.features} features, but {store.root} holds "
                 f"{store.metadata.method} features"
             )
 
-    def verification_key(self) -> str | None:
-        """Names the settings that count verified inliers (same-place thresholds are calibrated per key,
-        :mod:`retrieval.local.verdict`); None for a method that verifies no geometry."""
-        return None
-
 
 @dataclass(frozen=True, kw_only=True)
-class KeypointRerank(RerankMethod):
+class KeypointRerank(LocalRerank):
     """Methods that match keypoint descriptors; :meth:`_verify` (geometry) is the step subclasses add."""
 
-    local_features: ClassVar[str] = KEYPOINTS
+    features: ClassVar[str] = KEYPOINTS
     matching: Matching = field(default_factory=MatchingConfig)
 
     def work_key(self) -> Hashable:
@@ -156,9 +87,7 @@ class KeypointRerank(RerankMethod):
         """(Mc,) bool inlier masks per candidate, or None when the method does not verify geometry."""
         return None
 
-    def gather(
-        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
-    ) -> LocalEvidence:
+    def gather(self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore) -> Evidence:
         self.matching.check_store(store, query)
         query_used = query.top(self.matching.query_max_keypoints)
         candidates = store.get_many(candidate_ids, self.matching.database_max_keypoints)
@@ -166,11 +95,11 @@ class KeypointRerank(RerankMethod):
         masks = self._verify(query_used, candidates, matches, store.metadata.max_side)
         num_matches = np.array([len(pairs) for pairs in matches], dtype=np.int64)
         inlier_masks = masks or [np.zeros(len(pairs), dtype=bool) for pairs in matches]
-        return LocalEvidence(
+        return Evidence(
             num_matches=num_matches,
             num_inliers=np.array([int(mask.sum()) for mask in inlier_masks], dtype=np.int64),
             match_ratio=num_matches / max(1, len(query_used)),
-            patch_similarity=np.zeros(len(candidates)),
+            similarity=np.zeros(len(candidates)),
             correspondences=[
                 PairCorrespondences(
                     query_points=query_used.keypoints[pairs[:, 0], :2],
@@ -193,7 +122,7 @@ class RatioCountRerank(KeypointRerank):
     def __post_init__(self) -> None:
         _check_alpha(self.alpha)
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
         return self.alpha * global_scores + (1 - self.alpha) * evidence.match_ratio
 
     def describe(self) -> str:
@@ -261,7 +190,7 @@ class VerifiedRerank(KeypointRerank):
 class InliersRerank(VerifiedRerank):
     """By number of inliers, ties by global score."""
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
         return evidence.num_inliers.astype(np.float64)
 
     def describe(self) -> str:
@@ -283,7 +212,7 @@ class FusionRerank(VerifiedRerank):
         if self.inliers_at_full_score <= 0:
             raise ValueError(f"inliers_at_full_score must be positive, got {self.inliers_at_full_score}")
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
         if self.local_score == "match_ratio":
             local = evidence.match_ratio
         else:
@@ -309,7 +238,7 @@ class DelgRerank(VerifiedRerank):
         if self.min_inliers <= 0:
             raise ValueError(f"min_inliers must be positive, got {self.min_inliers}")
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
         inliers = evidence.num_inliers
         return np.where(inliers >= self.min_inliers, inliers, 0).astype(np.float64)
 
@@ -327,7 +256,7 @@ class GlobalPlusInliersRerank(VerifiedRerank):
         if self.inlier_weight < 0:
             raise ValueError(f"inlier_weight must be non-negative, got {self.inlier_weight}")
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
         return global_scores + self.inlier_weight * evidence.num_inliers
 
     def describe(self) -> str:
@@ -335,10 +264,10 @@ class GlobalPlusInliersRerank(VerifiedRerank):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CnnPatchRerank(RerankMethod):
+class CnnPatchRerank(LocalRerank):
     """The thesis' E7: ``alpha·global + (1 − alpha)·mean over query patches of the best patch cosine``."""
 
-    local_features: ClassVar[str] = CNN_PATCH_METHOD
+    features: ClassVar[str] = CNN_PATCH_METHOD
     alpha: float = 0.8
 
     def __post_init__(self) -> None:
@@ -347,55 +276,18 @@ class CnnPatchRerank(RerankMethod):
     def work_key(self) -> Hashable:
         return (CNN_PATCH_METHOD,)
 
-    def gather(
-        self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore
-    ) -> LocalEvidence:
+    def gather(self, query: LocalFeatures, candidate_ids: Sequence[str], store: FeatureStore) -> Evidence:
         _check_patches(query, store)
         candidates = store.get_many(candidate_ids)
-        zeros = np.zeros(len(candidates), dtype=np.int64)
-        return LocalEvidence(
-            num_matches=zeros,
-            num_inliers=zeros,
-            match_ratio=np.zeros(len(candidates)),
-            patch_similarity=patch_similarity(
-                query.descriptors, [candidate.descriptors for candidate in candidates]
-            ),
-            correspondences=[PairCorrespondences.empty() for _ in candidates],
+        return Evidence.of_similarity(
+            patch_similarity(query.descriptors, [candidate.descriptors for candidate in candidates])
         )
 
-    def score(self, global_scores: np.ndarray, evidence: LocalEvidence) -> np.ndarray:
-        return self.alpha * global_scores + (1 - self.alpha) * evidence.patch_similarity
+    def score(self, global_scores: np.ndarray, evidence: Evidence) -> np.ndarray:
+        return self.alpha * global_scores + (1 - self.alpha) * evidence.similarity
 
     def describe(self) -> str:
         return f"CNN patches (E7): {self.alpha:g}·global + {1 - self.alpha:g}·patch similarity"
-
-
-@dataclass(frozen=True, eq=False)
-class RerankResult:
-    """A re-ranked candidate list. Per-candidate arrays are indexed like the candidates given to :func:`rerank`.
-
-    Attributes:
-        order: (K,) int64 candidate positions, best first.
-        ranked_ids: the candidate ids in that order.
-        scores: (K,) float64 score of each candidate (the global score for those beyond the re-ranked top-K).
-        num_matches: (K,) int64 tentative matches (0 where not matched).
-        num_inliers: (K,) int64 verified inliers (0 where not verified).
-        reranked: (T,) int64 positions of the re-ranked candidates, whose evidence ``evidence`` holds in order.
-        evidence: the method's evidence about those T candidates.
-    """
-
-    order: np.ndarray
-    ranked_ids: list[str]
-    scores: np.ndarray
-    num_matches: np.ndarray
-    num_inliers: np.ndarray
-    reranked: np.ndarray
-    evidence: LocalEvidence
-
-    def correspondences(self, position: int) -> PairCorrespondences | None:
-        """The drawable matches of the candidate at ``position``, None if it was not re-ranked."""
-        found = np.flatnonzero(self.reranked == position)
-        return self.evidence.correspondences[int(found[0])] if found.size else None
 
 
 def _check_patches(query: LocalFeatures, store: FeatureStore) -> None:
@@ -404,55 +296,3 @@ def _check_patches(query: LocalFeatures, store: FeatureStore) -> None:
             f"query features are {query.descriptors.dtype} with {query.dim} dimensions but the store holds "
             f"{store.metadata.method} {store.metadata.descriptor_dtype} features with {store.metadata.dim}"
         )
-
-
-def rerank(
-    query: LocalFeatures,
-    candidate_ids: Sequence[str],
-    global_scores: np.ndarray,
-    store: FeatureStore,
-    method: RerankMethod,
-    top_k: int = 100,
-) -> RerankResult:
-    """Re-rank the ``top_k`` candidates with the highest global scores; the others follow in global order.
-
-    Args:
-        query: the query's local features, extracted with the store's settings.
-        candidate_ids: K database ids present in ``store``.
-        global_scores: (K,) global similarity of each candidate.
-        store: the database features.
-        method: the method and its settings.
-        top_k: how many candidates to re-rank.
-
-    Raises:
-        KeyError: a re-ranked candidate id is not in the store.
-    """
-    global_scores = np.asarray(global_scores, dtype=np.float64)
-    if global_scores.shape != (len(candidate_ids),):
-        raise ValueError(
-            f"global_scores must have one score per candidate ({len(candidate_ids)}), got shape "
-            f"{global_scores.shape}"
-        )
-    if top_k <= 0:
-        raise ValueError(f"top_k must be positive, got {top_k}")
-    by_global = np.argsort(-global_scores, kind="stable")
-    head = by_global[:top_k]
-    evidence = method.gather(query, [candidate_ids[index] for index in head], store)
-    head_scores = method.score(global_scores[head], evidence)
-
-    scores = global_scores.copy()
-    scores[head] = head_scores
-    num_matches = np.zeros(len(candidate_ids), dtype=np.int64)
-    num_inliers = np.zeros(len(candidate_ids), dtype=np.int64)
-    num_matches[head] = evidence.num_matches
-    num_inliers[head] = evidence.num_inliers
-    order = np.concatenate((head[np.argsort(-head_scores, kind="stable")], by_global[top_k:]))
-    return RerankResult(
-        order=order,
-        ranked_ids=[candidate_ids[index] for index in order],
-        scores=scores,
-        num_matches=num_matches,
-        num_inliers=num_inliers,
-        reranked=head,
-        evidence=evidence,
-    )

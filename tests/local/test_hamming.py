@@ -11,7 +11,7 @@ from retrieval.local.features import LocalFeatureExtractor, LocalFeatures
 from retrieval.local.hamming import CompactSettings, HammingEmbedding, pair_hamming
 from retrieval.local.hamming_matching import HammingMatching, match_codes_batched
 from retrieval.local.matching import MatchingConfig
-from retrieval.local.rerank import GlobalPlusInliersRerank, rerank
+from retrieval.local.rerank import GlobalPlusInliersRerank
 from retrieval.local.store import (
     FeatureStore,
     FeatureStoreWriter,
@@ -20,6 +20,7 @@ from retrieval.local.store import (
     decode_positions,
     encode_positions,
 )
+from retrieval.reranking import rerank
 
 SETTINGS = CompactSettings(stored_keypoints=64, num_words=16, num_bits=64, training_images=10)
 

@@ -19,10 +19,10 @@ from retrieval.local.rerank import (
     GlobalPlusInliersRerank,
     InliersRerank,
     RatioCountRerank,
-    rerank,
 )
 from retrieval.local.store import FeatureStore, FeatureStoreWriter, StoreMetadata, build_feature_store
 from retrieval.local.verification import VerificationConfig
+from retrieval.reranking import rerank
 from tests.local.test_features import textured_scene
 from tests.local.test_matching import WARP
 
