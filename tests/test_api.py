@@ -73,5 +73,5 @@ def test_superglobal_reranks_with_the_indexed_descriptors(collection, tiny_demo,
     shutil.copytree(collection, copy, symlinks=True)
     for descriptors in copy.rglob("descriptors.npy"):
         descriptors.unlink()
-    with pytest.raises(ValueError, match="keeps no descriptors.npy"):
+    with pytest.raises(ValueError, match=r"keeps no descriptors\.npy"):
         SearchEngine.open(copy).search(query, rerank_config=method)
