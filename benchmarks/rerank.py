@@ -19,6 +19,8 @@ same run, and what each speed setting costs in accuracy.
   same-place pairs as a share of the full-budget setting's; and how well inliers alone separate same-place from
   different-place candidate pairs: ROC AUC, mAP of the candidates ranked by inliers only, share of same-place
   pairs with 15 inliers or more, and the 99th percentile and maximum over different-place pairs.
+- SuperGlobal (``rerank=superglobal``, k = 9 as the paper and k = 3): the same top 100 re-ranked with the
+  global descriptors alone (4 bytes per dimension and image, no local features; no inlier columns).
 - The thesis' way, on a handful of queries: per query, load and extract SIFT (2048 keypoints at 1024 px) for
   every candidate again, then FLANN kd-tree 2-NN matching and a 0.8 ratio test, counting matches (no geometry).
 
@@ -34,6 +36,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -44,11 +47,13 @@ import torch
 from benchmarks.common import REALPHOTOS, REPO_ROOT, write_results
 from datamodules.formats.folders import load_folder
 from retrieval.benchmark import RetrievalBenchmark
+from retrieval.descriptor.descriptor_table import DescriptorTable
 from retrieval.descriptor.extract import ExtractionSettings, extract_cached
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
+from retrieval.descriptor.superglobal import SuperGlobalRerank
 from retrieval.descriptor.weights import OFFLINE_WEIGHTS
 from retrieval.images import load_gray
-from retrieval.local.features import LocalFeatureExtractor, LocalFeatures
+from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.hamming import CompactSettings
 from retrieval.local.hamming_matching import HammingMatching
 from retrieval.local.matching import Matching, MatchingConfig, MatmulPrecision
@@ -56,7 +61,7 @@ from retrieval.local.rerank import GlobalPlusInliersRerank, RatioCountRerank
 from retrieval.local.store import FeatureStore, build_feature_store
 from retrieval.local.verification import VerificationConfig
 from retrieval.metrics import evaluate_ranking
-from retrieval.reranking import rerank
+from retrieval.reranking import RerankMethod, RerankResult, rerank
 
 TOP_K = 100
 EXTRACTOR = LocalFeatureExtractor("rootsift", max_keypoints=2048, max_side=1024)
@@ -154,6 +159,10 @@ SETTINGS += [
         max_iters=1000,
     ),
 ]
+SUPERGLOBAL = {
+    f"SuperGlobal k={k}, global descriptors only (rerank=superglobal)": SuperGlobalRerank(top_m=TOP_K, k=k)
+    for k in (9, 3)
+}
 
 
 @dataclass
@@ -175,11 +184,11 @@ class Row:
     map: float
     mp10: float
     inliers_kept: float | None
-    auc: float
-    map_inliers_only: float
-    positives_at_15: float
-    negative_p99: float
-    negative_max: float
+    auc: float | None
+    map_inliers_only: float | None
+    positives_at_15: float | None
+    negative_p99: float | None
+    negative_max: float | None
 
 
 @dataclass(frozen=True)
@@ -208,8 +217,8 @@ def stored_bytes_per_image(store: FeatureStore, database_max_keypoints: int | No
     return float(counts.mean() * store.metadata.bytes_per_keypoint)
 
 
-def global_scores(benchmark: RetrievalBenchmark, cache_dir: Path) -> np.ndarray:
-    """(Q, N) inner products of the untrained EfficientNet-Lite0 GeM descriptors at max side 512."""
+def global_descriptors(benchmark: RetrievalBenchmark, cache_dir: Path) -> np.ndarray:
+    """(N, D) untrained EfficientNet-Lite0 GeM descriptors of the database at max side 512."""
     net = GlobalDescriptorNet(backbone="tf_efficientnet_lite0", pooling="gem", pretrained=OFFLINE_WEIGHTS)
     settings = ExtractionSettings(max_side=512, scales=(1.0,), batch_size=8, num_workers=0)
     descriptors, _ = extract_cached(
@@ -220,8 +229,17 @@ def global_scores(benchmark: RetrievalBenchmark, cache_dir: Path) -> np.ndarray:
         settings,
         description="global descriptors",
     )
-    query_rows = [benchmark.database_ids.index(query_id) for query_id in benchmark.query_ids]
-    return descriptors[query_rows] @ descriptors.T
+    return descriptors
+
+
+def query_rows(benchmark: RetrievalBenchmark) -> list[int]:
+    """The database row of every query (each query is a database image)."""
+    return [benchmark.database_ids.index(query_id) for query_id in benchmark.query_ids]
+
+
+def global_scores(benchmark: RetrievalBenchmark, descriptors: np.ndarray) -> np.ndarray:
+    """(Q, N) inner products of the queries' descriptors with the database's (N, D)."""
+    return descriptors[query_rows(benchmark)] @ descriptors.T
 
 
 def candidates_of(benchmark: RetrievalBenchmark, scores: np.ndarray) -> list[np.ndarray]:
@@ -234,20 +252,18 @@ def candidates_of(benchmark: RetrievalBenchmark, scores: np.ndarray) -> list[np.
     return candidates
 
 
-def run_setting(
-    setting: Setting,
+def run_method(
+    config: RerankMethod,
     benchmark: RetrievalBenchmark,
     scores: np.ndarray,
     candidates: list[np.ndarray],
-    store: FeatureStore,
-    query_features: list[LocalFeatures],
-) -> tuple[list[Elapsed], np.ndarray, np.ndarray]:
-    """Re-rank every query: times, (Q, N) full rankings (re-ranked top 100, then the global order), and
-    (Q, TOP_K) local evidence per candidate: inliers, or ratio-test matches for the geometry-free scoring."""
-    torch.set_num_threads(setting.torch_threads)
-    config = setting.config()
+    store: object,
+    query_features: Sequence[object],
+) -> tuple[list[Elapsed], np.ndarray, list[RerankResult]]:
+    """Re-rank every query: times, (Q, N) full rankings (re-ranked top 100, then the global order) and the
+    re-ranking results (their evidence per candidate)."""
     times: list[Elapsed] = []
-    rankings, evidence = [], []
+    rankings, results = [], []
     for query, query_candidates in enumerate(candidates):
         ids = [benchmark.database_ids[index] for index in query_candidates]
         with Stopwatch() as stopwatch:
@@ -258,9 +274,8 @@ def run_setting(
         head = query_candidates[result.order]
         rest = np.setdiff1d(np.argsort(-scores[query], kind="stable"), head, assume_unique=True)
         rankings.append(np.concatenate((head, rest[np.argsort(-scores[query, rest], kind="stable")])))
-        evidence.append(result.num_inliers if setting.geometry else result.num_matches)
-    torch.set_num_threads(1)
-    return times, np.stack(rankings), np.stack(evidence)
+        results.append(result)
+    return times, np.stack(rankings), results
 
 
 def separation(inliers: np.ndarray, positive: np.ndarray) -> dict[str, float]:
@@ -313,6 +328,43 @@ def thesis_way(
     return times
 
 
+def measured_row(
+    name: str,
+    bytes_per_image: float,
+    times: list[Elapsed],
+    thesis_cpu_ms: float,
+    multi_threaded: bool,
+    metrics: dict[str, float],
+    inliers_kept: float | None,
+    separation_figures: dict[str, float] | None,
+) -> Row:
+    """A table row from a setting's times and metrics; speed-up by CPU times, wall times when multi-threaded."""
+    cpu_ms = 1000 * float(np.median([elapsed.cpu for elapsed in times]))
+    wall_ms = 1000 * np.array([elapsed.wall for elapsed in times])
+    comparable_ms = float(np.median(wall_ms)) if multi_threaded else cpu_ms
+    figures: dict[str, float | None] = dict.fromkeys(
+        ("auc", "map_inliers_only", "positives_at_15", "negative_p99", "negative_max")
+    )
+    figures.update(separation_figures or {})
+    return Row(
+        setting=name,
+        bytes_per_image=bytes_per_image,
+        cpu_ms_median=cpu_ms,
+        wall_ms_median=float(np.median(wall_ms)),
+        wall_ms_p90=float(np.percentile(wall_ms, 90)),
+        speedup_vs_thesis=thesis_cpu_ms / comparable_ms,
+        map=metrics["mAP"],
+        mp10=metrics["mP@10"],
+        inliers_kept=inliers_kept,
+        **figures,
+    )
+
+
+def cell(value: float | None, spec: str, scale: float = 1.0, suffix: str = "") -> str:
+    """A table cell: ``scale·value`` formatted by ``spec``, or "-" for a figure a row does not have."""
+    return "-" if value is None else f"{scale * value:{spec}}{suffix}"
+
+
 def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     header = (
         "| setting | KB/image | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
@@ -336,11 +388,19 @@ def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     ]
     for row in rows:
         kept = "-" if row.inliers_kept is None else f"{100 * row.inliers_kept:.0f}%"
+        separation_cells = " | ".join(
+            [
+                cell(row.auc, ".4f"),
+                cell(row.map_inliers_only, ".1f", 100),
+                cell(row.positives_at_15, ".1f", 100, "%"),
+                cell(row.negative_p99, ".0f"),
+                cell(row.negative_max, ".0f"),
+            ]
+        )
         lines.append(
             f"| {row.setting} | {row.bytes_per_image / 1024:,.1f} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
             f"{row.speedup_vs_thesis:,.0f}x | {100 * row.map:.1f} | "
-            f"{100 * row.mp10:.1f} | {kept} | {row.auc:.4f} | {100 * row.map_inliers_only:.1f} | "
-            f"{100 * row.positives_at_15:.1f}% | {row.negative_p99:.0f} | {row.negative_max:.0f} |"
+            f"{100 * row.mp10:.1f} | {kept} | {separation_cells} |"
         )
     print("\n".join(lines))
     write_results("rerank", {"context": context, "rows": [asdict(row) for row in rows]}, "\n".join(lines))
@@ -380,7 +440,8 @@ def main() -> None:
     )
     compact_build_s = time.perf_counter() - start
     print(f"compact store ready in {compact_build_s:.1f} s: {compact_root}")
-    scores = global_scores(benchmark, arguments.cache_dir)
+    descriptors = global_descriptors(benchmark, arguments.cache_dir)
+    scores = global_scores(benchmark, descriptors)
     candidates = candidates_of(benchmark, scores)
     positive = np.stack(
         [
@@ -407,31 +468,45 @@ def main() -> None:
     full_positive_inliers = 0.0
     for setting in SETTINGS:
         setting_store = compact_store if setting.compact else store
-        times, rankings, evidence = run_setting(
-            setting, benchmark, scores, candidates, setting_store, query_features
+        torch.set_num_threads(setting.torch_threads)
+        times, rankings, results = run_method(
+            setting.config(), benchmark, scores, candidates, setting_store, query_features
         )
-        metrics = evaluate_ranking(rankings, benchmark)
+        torch.set_num_threads(1)
+        evidence = np.stack(
+            [result.num_inliers if setting.geometry else result.num_matches for result in results]
+        )
         if setting is FULL:
             full_positive_inliers = float(evidence[positive].sum())
-        cpu_ms = 1000 * float(np.median([elapsed.cpu for elapsed in times]))
-        wall_ms = 1000 * np.array([elapsed.wall for elapsed in times])
-        comparable_ms = (
-            cpu_ms if setting.torch_threads == setting.verification_threads == 1 else np.median(wall_ms)
-        )
         rows.append(
-            Row(
-                setting=setting.name,
-                bytes_per_image=stored_bytes_per_image(setting_store, setting.database_max_keypoints),
-                cpu_ms_median=cpu_ms,
-                wall_ms_median=float(np.median(wall_ms)),
-                wall_ms_p90=float(np.percentile(wall_ms, 90)),
-                speedup_vs_thesis=thesis_cpu_ms / float(comparable_ms),
-                map=metrics["mAP"],
-                mp10=metrics["mP@10"],
+            measured_row(
+                setting.name,
+                stored_bytes_per_image(setting_store, setting.database_max_keypoints),
+                times,
+                thesis_cpu_ms,
+                multi_threaded=setting.torch_threads > 1 or setting.verification_threads > 1,
+                metrics=evaluate_ranking(rankings, benchmark),
                 inliers_kept=float(evidence[positive].sum()) / full_positive_inliers
                 if setting.geometry
                 else None,
-                **separation(evidence, positive),
+                separation_figures=separation(evidence, positive),
+            )
+        )
+        print(rows[-1], flush=True)
+    table = DescriptorTable(benchmark.database_ids, descriptors)
+    query_descriptors = list(descriptors[query_rows(benchmark)])
+    for name, method in SUPERGLOBAL.items():
+        times, rankings, _ = run_method(method, benchmark, scores, candidates, table, query_descriptors)
+        rows.append(
+            measured_row(
+                name,
+                table.bytes_per_image(),
+                times,
+                thesis_cpu_ms,
+                multi_threaded=False,
+                metrics=evaluate_ranking(rankings, benchmark),
+                inliers_kept=None,
+                separation_figures=None,
             )
         )
         print(rows[-1], flush=True)

@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 
 from benchmarks.common import REALPHOTOS, REPO_ROOT
-from benchmarks.rerank import COMPACT, COMPACT_EXTRACTOR, EXTRACTOR, candidates_of, global_scores
+from benchmarks.rerank import (
+    COMPACT,
+    COMPACT_EXTRACTOR,
+    EXTRACTOR,
+    candidates_of,
+    global_descriptors,
+    global_scores,
+)
 from datamodules.formats.folders import load_folder
 from retrieval.local.features import LocalFeatures
 from retrieval.local.store import FeatureStore, FeatureStoreWriter, build_feature_store
@@ -43,7 +50,8 @@ class RealQueries:
         stores = REPO_ROOT / "outputs" / "feature_stores"
         compact = build_feature_store(stores / f"{benchmark.name}-compact-512", images, COMPACT_EXTRACTOR, 2)
         full = build_feature_store(stores / f"{benchmark.name}-rootsift-2048", images, EXTRACTOR, 2)
-        scores = global_scores(benchmark, REPO_ROOT / "outputs" / "descriptor_cache")
+        descriptors = global_descriptors(benchmark, REPO_ROOT / "outputs" / "descriptor_cache")
+        scores = global_scores(benchmark, descriptors)
         queries = [full[query_id] for query_id in benchmark.query_ids]
         return cls(compact, queries, candidates_of(benchmark, scores), scores)
 
