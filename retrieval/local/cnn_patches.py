@@ -3,28 +3,37 @@ patch similarity that re-ranks with them. With a transformer backbone the cells 
 (:mod:`retrieval.descriptor.backbones`): DINOv2 patch tokens as local features.
 
 A patch's descriptor is its cell's activation vector, L2-normalised; its keypoint sits at the cell centre in
-pixels of the image the network saw. Patches are kept strongest first by activation norm, so that a smaller
-budget is a prefix, as for OpenCV's keypoints.
+pixels of the image the network saw. Patches are kept strongest first, so that a smaller budget is a prefix, as
+for OpenCV's keypoints: by activation norm (``selection="norm"``), or, for a vision transformer, by the class
+token's attention in its last block (``selection="attention"``, :mod:`retrieval.descriptor.class_attention`:
+DINO's attention maps, which dwell on the object rather than the sky).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 from PIL import Image
 
+from retrieval.descriptor.class_attention import ClassAttention
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import BoundingBox, crop, load_rgb, resize_max_side
 from retrieval.local.features import NO_ANGLE, LocalFeatures
 
 CNN_PATCH_METHOD = "cnn_patch"
+PatchSelection = Literal["norm", "attention"]
+PATCH_SELECTIONS: tuple[str, ...] = get_args(PatchSelection)
 
 
 def cnn_patch_features(
-    feature_map: torch.Tensor, image_size: tuple[int, int], cell_size: tuple[float, float] | None = None
+    feature_map: torch.Tensor,
+    image_size: tuple[int, int],
+    cell_size: tuple[float, float] | None = None,
+    strength: torch.Tensor | None = None,
 ) -> LocalFeatures:
     """Every cell of a CNN feature map (or every patch token of a transformer) as a local descriptor.
 
@@ -33,11 +42,12 @@ def cnn_patch_features(
         image_size: (width, height) of the image the network saw, in pixels.
         cell_size: (width, height) in pixels of one cell; None: the image divided evenly by the map (a CNN). A
             transformer's patches are its patch size, the last row and column padded past the image.
+        strength: (h·w,) how strong each cell is, row by row (e.g. the class token's attention); None: the
+            activation L2 norm.
 
     Returns:
-        h·w features, strongest first by activation L2 norm: descriptors (h·w, C) are the L2-normalised cell
-        activations; keypoints sit at the cell centres in image pixels, with scale = the cell's larger side
-        and no angle.
+        h·w features, strongest first: descriptors (h·w, C) are the L2-normalised cell activations; keypoints
+        sit at the cell centres in image pixels, with scale = the cell's larger side and no angle.
     """
     if feature_map.ndim != 3:
         raise ValueError(f"feature_map must be (C, h, w), got shape {tuple(feature_map.shape)}")
@@ -47,7 +57,10 @@ def cnn_patch_features(
     channels, map_height, map_width = feature_map.shape
     cells = feature_map.detach().to(device="cpu", dtype=torch.float32).reshape(channels, -1).T
     norms = cells.norm(dim=1)
-    order = torch.argsort(norms, descending=True, stable=True)
+    if strength is not None and strength.shape != norms.shape:
+        raise ValueError(f"strength must be ({len(norms)},), one value per cell, got {tuple(strength.shape)}")
+    ranked = norms if strength is None else strength.detach().to(device="cpu", dtype=torch.float32)
+    order = torch.argsort(ranked, descending=True, stable=True)
     descriptors = (cells / norms.clamp_min(1e-12)[:, None])[order]
 
     cell_width, cell_height = cell_size if cell_size is not None else (width / map_width, height / map_height)
@@ -72,15 +85,20 @@ class CnnPatchExtractor:
 
     Images larger than ``max_side`` are downscaled to it (never upscaled), every cell of the feature map
     becomes a patch (:func:`cnn_patch_features`, keypoints in pixels of the image the network saw) and the
-    ``max_keypoints`` strongest are kept.
+    ``max_keypoints`` strongest are kept: by activation norm, or by the class token's attention.
 
     Args:
         net: the global network whose feature map is cut into patches.
         descriptor_id: names the network's weights (e.g. :func:`retrieval.descriptor.network.descriptor_id`); stores
             built by different networks never mix.
         max_side: longest image side given to the network, in pixels.
-        max_keypoints: patches kept per image, strongest activation first.
+        max_keypoints: patches kept per image, strongest first.
         device: torch device of the forward pass (None: the network's).
+        selection: ``"norm"`` (activation norm, any backbone) or ``"attention"`` (the class token's attention
+            in the last block, averaged over heads; a vision transformer with a class token).
+
+    Raises:
+        ValueError: a selection the network cannot give.
     """
 
     method = CNN_PATCH_METHOD
@@ -95,6 +113,7 @@ class CnnPatchExtractor:
         max_side: int = 512,
         max_keypoints: int = 1024,
         device: str | torch.device | None = None,
+        selection: PatchSelection = "norm",
     ):
         if max_side < 32:
             raise ValueError(
@@ -102,6 +121,10 @@ class CnnPatchExtractor:
             )
         if max_keypoints <= 0:
             raise ValueError(f"max_keypoints must be positive, got {max_keypoints}")
+        if selection not in PATCH_SELECTIONS:
+            raise ValueError(f"selection must be one of {PATCH_SELECTIONS}, got {selection!r}")
+        self.attention = ClassAttention(net.backbone, net.layout) if selection == "attention" else None
+        self.selection = selection
         self.net = net
         self.descriptor_id = descriptor_id
         self.max_side = max_side
@@ -111,7 +134,7 @@ class CnnPatchExtractor:
     def __repr__(self) -> str:
         return (
             f"CnnPatchExtractor(descriptor_id={self.descriptor_id!r}, max_side={self.max_side}, "
-            f"max_keypoints={self.max_keypoints})"
+            f"max_keypoints={self.max_keypoints}, selection={self.selection!r})"
         )
 
     @property
@@ -127,11 +150,17 @@ class CnnPatchExtractor:
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         was_training = self.net.training
         self.net.eval()
+        strength = None
         with torch.inference_mode():
-            feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
+            if self.attention is None:
+                feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
+            else:
+                with self.attention.recording() as recorded:
+                    feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
+                strength = recorded.patches[0] if recorded.patches is not None else None
         self.net.train(was_training)
         patch = self.net.layout.patch_pixels()
-        return cnn_patch_features(feature_map, rgb.size, patch).top(self.max_keypoints)
+        return cnn_patch_features(feature_map, rgb.size, patch, strength).top(self.max_keypoints)
 
     def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
         """Patches of an image file, or of its crop ``box`` (full-resolution pixels).

@@ -140,6 +140,8 @@ class LocalExtractor(Protocol):
             on a device).
         compact: how a store encodes database features compactly (:mod:`retrieval.local.hamming`); None
             stores them as extracted. Queries are described in full either way.
+        selection: how CNN patches are ranked strongest first ("norm" or "attention",
+            :mod:`retrieval.local.cnn_patches`); None for keypoints (OpenCV's detector response).
     """
 
     @property
@@ -165,6 +167,9 @@ class LocalExtractor(Protocol):
 
     @property
     def compact(self) -> CompactSettings | None: ...
+
+    @property
+    def selection(self) -> str | None: ...
 
     def from_path(self, path: str | Path, box: BoundingBox | None = None) -> LocalFeatures:
         """Features of an image file, or of its crop ``box`` (full-resolution pixels; keypoints are then in
@@ -197,6 +202,7 @@ class LocalFeatureExtractor:
 
     descriptor_id: str | None = None
     runs_in_workers = True
+    selection = None  # keypoints come strongest first by the detector's response
 
     def __init__(
         self,

@@ -83,6 +83,7 @@ class StoreMetadata:
             features.
         query_max_keypoints: keypoints a query is described with, when it differs from ``max_keypoints``
             (a compact store keeps fewer per database image than a query has).
+        patch_selection: how CNN patches were ranked ("norm" or "attention"); None for keypoints.
     """
 
     method: str
@@ -94,6 +95,7 @@ class StoreMetadata:
     keypoint_dtype: str = "float32"
     codec: dict[str, int] | None = None
     query_max_keypoints: int | None = None
+    patch_selection: str | None = None
 
     def __post_init__(self) -> None:
         if self.descriptor_dtype not in DESCRIPTOR_DTYPES:
@@ -131,6 +133,7 @@ class StoreMetadata:
             max_side=extractor.max_side,
             dim=extractor.descriptor_dim,
             descriptor_dtype="uint8" if extractor.binary else "float16",
+            patch_selection=extractor.selection,
         )
 
     @property
