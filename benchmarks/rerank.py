@@ -8,7 +8,9 @@ same run, and what each speed setting costs in accuracy.
 - Local features: RootSIFT, 2048 strongest keypoints at max side 1024, extracted once into the store (built on
   the first run under ``outputs/feature_stores/``, 2 processes) and read per query; the query's own features
   come from the store too (the time to extract them, the same for every setting, is reported apart).
-- Settings: keypoint budgets (query / database), float32 or bfloat16 matrix products, torch threads,
+- Settings: keypoint budgets (query / database), float32 or bfloat16 matrix products (``auto``: bfloat16 only
+  where this machine multiplies it natively, :mod:`retrieval.local.matmul_precision`; the table's "products"
+  column says which ran), torch threads,
   verification threads and the tentative-match threshold below which RANSAC is skipped; and the compact store
   (``local_features=compact``: the 512 strongest keypoints per database image as uint16 positions and
   Hamming-embedding codes, 8,192 words and 64 bits trained on the database, built under ``outputs/`` on the
@@ -39,6 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -79,7 +82,7 @@ class Setting:
     name: str
     query_max_keypoints: int = 2048
     database_max_keypoints: int = 2048
-    precision: MatmulPrecision = "bfloat16"
+    precision: MatmulPrecision | Literal["auto"] = "auto"
     torch_threads: int = 1
     verification_threads: int = 1
     min_tentative_matches: int = 12
@@ -116,13 +119,13 @@ class Setting:
 
 def budget(query_max_keypoints: int, database_max_keypoints: int) -> Setting:
     return Setting(
-        f"{query_max_keypoints}/{database_max_keypoints}, bfloat16",
+        f"{query_max_keypoints}/{database_max_keypoints}",
         query_max_keypoints,
         database_max_keypoints,
     )
 
 
-FULL = Setting("full budget 2048/2048, float32", precision="float32")
+FULL = Setting("full budget 2048/2048", precision="float32")
 SETTINGS = [
     FULL,
     budget(2048, 2048),
@@ -133,12 +136,12 @@ SETTINGS = [
     budget(256, 256),
     replace(
         budget(512, 256),
-        name="512/256, bfloat16, RANSAC ≥ 15 matches, 1000 iterations",
+        name="512/256, RANSAC ≥ 15 matches, 1000 iterations",
         min_tentative_matches=15,
         max_iters=1000,
     ),
-    replace(budget(512, 512), name="512/512, bfloat16, 2 RANSAC threads", verification_threads=2),
-    replace(budget(512, 512), name="512/512, bfloat16, 2 torch threads", torch_threads=2),
+    replace(budget(512, 512), name="512/512, 2 RANSAC threads", verification_threads=2),
+    replace(budget(512, 512), name="512/512, 2 torch threads", torch_threads=2),
     replace(
         budget(2048, 2048),
         name="thesis E5 scoring (ratio count, no geometry), cached 2048/2048",
@@ -173,9 +176,11 @@ class Row:
     ranking; ``inliers_kept``, the inliers on same-place pairs as a share of the full-budget setting's; and how
     the local evidence alone (inliers, or ratio-test matches without geometry) separates same-place from
     different-place candidate pairs: ROC AUC, per-query mAP of the candidates sorted by it, share of same-place
-    pairs at 15 or more, 99th percentile and maximum over different-place pairs."""
+    pairs at 15 or more, 99th percentile and maximum over different-place pairs. ``products``: the precision of
+    the matching's matrix products ("-" without them)."""
 
     setting: str
+    products: str
     bytes_per_image: float
     cpu_ms_median: float
     wall_ms_median: float
@@ -330,6 +335,7 @@ def thesis_way(
 
 def measured_row(
     name: str,
+    products: str,
     bytes_per_image: float,
     times: list[Elapsed],
     thesis_cpu_ms: float,
@@ -348,6 +354,7 @@ def measured_row(
     figures.update(separation_figures or {})
     return Row(
         setting=name,
+        products=products,
         bytes_per_image=bytes_per_image,
         cpu_ms_median=cpu_ms,
         wall_ms_median=float(np.median(wall_ms)),
@@ -367,7 +374,7 @@ def cell(value: float | None, spec: str, scale: float = 1.0, suffix: str = "") -
 
 def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
     header = (
-        "| setting | KB/image | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
+        "| setting | products | KB/image | CPU ms/query | wall ms/query | wall ms p90 | speed-up vs thesis | mAP | mP@10 | inliers kept | "
         "AUC | mAP inliers only | positives ≥ 15 | negative p99 | negative max |"
     )
     lines = [
@@ -398,7 +405,7 @@ def write_rerank_results(rows: list[Row], context: dict[str, object]) -> None:
             ]
         )
         lines.append(
-            f"| {row.setting} | {row.bytes_per_image / 1024:,.1f} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
+            f"| {row.setting} | {row.products} | {row.bytes_per_image / 1024:,.1f} | {row.cpu_ms_median:,.1f} | {row.wall_ms_median:,.1f} | {row.wall_ms_p90:,.1f} | "
             f"{row.speedup_vs_thesis:,.0f}x | {100 * row.map:.1f} | "
             f"{100 * row.mp10:.1f} | {kept} | {separation_cells} |"
         )
@@ -466,11 +473,17 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     rows: list[Row] = []
     full_positive_inliers = 0.0
+    measured: dict[object, str] = {}
     for setting in SETTINGS:
+        config = setting.config()
+        if (config, setting.torch_threads) in measured:  # "auto" chose float32: the same as an earlier row
+            print(f"{setting.name}: the same setting as {measured[config, setting.torch_threads]!r} here")
+            continue
+        measured[config, setting.torch_threads] = setting.name
         setting_store = compact_store if setting.compact else store
         torch.set_num_threads(setting.torch_threads)
         times, rankings, results = run_method(
-            setting.config(), benchmark, scores, candidates, setting_store, query_features
+            config, benchmark, scores, candidates, setting_store, query_features
         )
         torch.set_num_threads(1)
         evidence = np.stack(
@@ -481,6 +494,7 @@ def main() -> None:
         rows.append(
             measured_row(
                 setting.name,
+                getattr(config.matching, "precision", "-"),
                 stored_bytes_per_image(setting_store, setting.database_max_keypoints),
                 times,
                 thesis_cpu_ms,
@@ -500,6 +514,7 @@ def main() -> None:
         rows.append(
             measured_row(
                 name,
+                "float32",
                 table.bytes_per_image(),
                 times,
                 thesis_cpu_ms,

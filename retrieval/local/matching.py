@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from retrieval.local.features import LocalFeatures
+from retrieval.local.matmul_precision import AUTO, resolve_precision
 
 if TYPE_CHECKING:
     from retrieval.local.store import FeatureStore
@@ -97,7 +98,9 @@ class MatchingConfig(Matching):
         query_max_keypoints: match only the query's strongest keypoints (None: all).
         database_max_keypoints: read only each candidate's strongest keypoints from the store (None: all).
         precision: "float32", or "bfloat16" matrix products (several times faster on CPUs with AMX or
-            AVX512-BF16; non-negative descriptors such as RootSIFT only).
+            AVX512-BF16 and on GPUs, but many times slower where a CPU emulates them; non-negative descriptors
+            such as RootSIFT only), or "auto": bfloat16 where it is measured faster
+            (:mod:`retrieval.local.matmul_precision`), resolved at construction.
         device: torch device of the matching ("cpu", "cuda"); verification runs on the CPU.
     """
 
@@ -105,14 +108,16 @@ class MatchingConfig(Matching):
     mutual: bool = True
     query_max_keypoints: int | None = None
     database_max_keypoints: int | None = None
-    precision: MatmulPrecision = "float32"
+    precision: MatmulPrecision | Literal["auto"] = "float32"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         _check_ratio(self.ratio)
         check_budgets(self)
-        if self.precision not in MATMUL_PRECISIONS:
-            raise ValueError(f"precision must be one of {MATMUL_PRECISIONS}, got {self.precision!r}")
+        if self.precision not in (*MATMUL_PRECISIONS, AUTO):
+            raise ValueError(f"precision must be one of {(*MATMUL_PRECISIONS, AUTO)}, got {self.precision!r}")
+        # A frozen dataclass: "auto" becomes the precision it chose, so labels and keys name what runs.
+        object.__setattr__(self, "precision", resolve_precision(self.precision, self.device))
 
     def check_store(self, store: FeatureStore, query: LocalFeatures | None = None) -> None:
         metadata = store.metadata
@@ -135,7 +140,7 @@ class MatchingConfig(Matching):
             [candidate.descriptors for candidate in candidates],
             ratio=self.ratio,
             mutual=self.mutual,
-            precision=self.precision,
+            precision="bfloat16" if self.precision == "bfloat16" else "float32",  # "auto" was resolved
             device=self.device,
         )
 
