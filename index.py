@@ -18,7 +18,8 @@ from datamodules.image_prediction import ImagePredictionDataModule
 from experiments.app import app_main
 from lightning_modules.descriptor_prediction import DescriptorPrediction
 from lightning_modules.shard_writer import DescriptorShardWriter
-from retrieval.collection import BuildPlan, build_planned, list_images
+from retrieval.collection import list_images
+from retrieval.collection_build import BuildPlan, build_planned
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.network import load_network
 

@@ -28,10 +28,10 @@ from retrieval.collection import (
     GENERATIONS,
     IMAGES_FILE,
     CollectionError,
-    build_collection,
     generation_dir,
     list_images,
 )
+from retrieval.collection_build import build_collection
 from retrieval.descriptor.extract import ExtractionSettings
 from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
@@ -189,7 +189,7 @@ def test_an_index_the_collection_is_too_small_for_is_refused_before_any_work(
     def no_extraction(*arguments, **keywords):
         raise AssertionError("extraction started")
 
-    monkeypatch.setattr("retrieval.collection.extract_into_shards", no_extraction)
+    monkeypatch.setattr("retrieval.collection_build.extract_into_shards", no_extraction)
     collection = tmp_path / "collection"
     ivfpq = functools.partial(create_index, kind="ivfpq", nlist=None, m=8, nbits=8)
     with pytest.raises(ValueError, match="use global_index=flat"):

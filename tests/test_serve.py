@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from retrieval.collection import build_collection, list_images
+from retrieval.collection import list_images
+from retrieval.collection_build import build_collection
 from retrieval.descriptor.extract import ExtractionSettings, describe_images, extract_descriptors
 from retrieval.descriptor.index import create_index
 from retrieval.descriptor.network import GlobalDescriptorNet, descriptor_id
