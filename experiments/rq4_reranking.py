@@ -12,8 +12,9 @@ features extracted once into a cached feature store (RootSIFT, 2048 keypoints at
 features with the same settings, cropped to the query box where the benchmark has one) by each method of
 ``methods``: the thesis' ratio-count fusion (E5, no geometry), the number of MAGSAC inliers (fundamental matrix,
 3 px), the fusion ``α·global + (1−α)·min(inliers/100, 1)`` for every α of ``fusion_alphas``, the DELG order,
-global + inliers/100, the thesis' CNN patches (E7, from the global network's last feature map), and SuperGlobal
-(the global descriptors alone, :mod:`retrieval.descriptor.superglobal`).
+global + inliers/100, the thesis' CNN patches (E7, from the global network's last feature map), the same patches
+verified on their centres (global + inliers/100), and SuperGlobal (the global descriptors alone,
+:mod:`retrieval.descriptor.superglobal`).
 
 Writes ``rq4.md`` (the table), ``rq4.json`` (every metric and setting) and ``rq4.png`` into the run folder and
 logs them to the configured loggers (``logger=wandb``, offline without an API key, by default).

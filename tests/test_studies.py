@@ -71,6 +71,7 @@ def test_rq4_runs_on_the_tiny_demo(tiny_demo, tmp_path):
         "delg",
         "global_plus_inliers",
         "cnn_patches",
+        "cnn_patch_inliers",
         "superglobal",
     }
     for method in report["methods"].values():

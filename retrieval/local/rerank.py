@@ -15,6 +15,8 @@ geometric fit.
   scoring of the shared real-photo reference figures).
 - :class:`CnnPatchRerank` (the thesis' E7): ``α·global + (1−α)·patch similarity``, the mean over query patches
   of the best cosine similarity to the candidate's patches.
+- :class:`CnnPatchInliersRerank`: the patches matched as keypoints and verified on their centres,
+  ``global + inlier_weight·inliers``.
 """
 
 from __future__ import annotations
@@ -261,6 +263,18 @@ class GlobalPlusInliersRerank(VerifiedRerank):
 
     def describe(self) -> str:
         return f"global + {self.inlier_weight:g}·inliers{self._settings()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CnnPatchInliersRerank(GlobalPlusInliersRerank):
+    """``global + inlier_weight·inliers`` with CNN patches (or ViT patch tokens) as the keypoints: patches
+    matched by mutual nearest neighbours and the ratio test, then verified on the patch centres — a threshold
+    of about half a cell suits their coarse positions."""
+
+    features: ClassVar[str] = CNN_PATCH_METHOD
+
+    def describe(self) -> str:
+        return f"CNN patches + geometry: global + {self.inlier_weight:g}·inliers on patch centres{self._settings()}"
 
 
 @dataclass(frozen=True, kw_only=True)

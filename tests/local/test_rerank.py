@@ -13,6 +13,7 @@ from retrieval.local.cnn_patches import cnn_patch_features, patch_similarity
 from retrieval.local.features import LocalFeatureExtractor
 from retrieval.local.matching import MatchingConfig
 from retrieval.local.rerank import (
+    CnnPatchInliersRerank,
     CnnPatchRerank,
     DelgRerank,
     FusionRerank,
@@ -233,3 +234,38 @@ def test_rerank_rejects_bad_input(scenes, tmp_path):
         FusionRerank(local_score="inlier_ratio")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_threads"):
         VerificationConfig(num_threads=0)
+
+
+def test_cnn_patches_verified_on_their_centres_lift_the_shifted_view(tmp_path):
+    """The candidate whose feature map is the query's shifted by two cells (a translation: a homography) gets
+    every overlapping patch as an inlier and overtakes candidates with higher global scores; a keypoint store is
+    refused."""
+    generator = torch.Generator().manual_seed(1)
+    query_map = torch.randn(16, 6, 8, generator=generator)
+    shifted = torch.randn(16, 6, 8, generator=generator)
+    shifted[:, :, 2:] = query_map[:, :, :6]  # the same scene two cells to the right
+    feature_maps = {"other1": torch.randn(16, 6, 8, generator=generator), "shifted": shifted}
+    feature_maps["other2"] = torch.randn(16, 6, 8, generator=generator)
+    metadata = StoreMetadata(
+        method="cnn_patch", max_keypoints=48, max_side=256, dim=16, descriptor_dtype="float16"
+    )
+    with FeatureStoreWriter(tmp_path / "patches", metadata) as writer:
+        for image_id, feature_map in feature_maps.items():
+            writer.add(image_id, cnn_patch_features(feature_map, (256, 192)))
+    store = FeatureStore(tmp_path / "patches", expected=metadata)
+    method = CnnPatchInliersRerank(
+        matching=MatchingConfig(ratio=1.0),
+        verification=VerificationConfig(model="homography", threshold_px=16.0, min_tentative_matches=6),
+    )
+    method.check_store(store)
+    query = cnn_patch_features(query_map, (256, 192))
+    result = rerank(query, ["other1", "other2", "shifted"], np.array([0.6, 0.5, 0.4]), store, method)
+    assert result.ranked_ids[0] == "shifted"
+    assert result.num_inliers[2] >= 6 * 6 * 0.9  # the 36 overlapping cells, up to float16 ties
+    assert result.num_inliers[:2].max() < result.num_inliers[2] / 4  # chance agreements of random patches
+    np.testing.assert_allclose(result.scores, [0.6, 0.5, 0.4] + result.num_inliers / 100)
+    keypoint_metadata = StoreMetadata("rootsift", 48, 256, 128, "float16")
+    with FeatureStoreWriter(tmp_path / "keypoints", keypoint_metadata):
+        pass
+    with pytest.raises(ValueError, match="re-ranks with cnn_patch features"):
+        method.check_store(FeatureStore(tmp_path / "keypoints"))
