@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,4 +161,6 @@ def image_paths(manifest: Mapping[str, Any], images_root: str | Path | None = No
     root = images_root or manifest["images_root"]
     if root is None:
         return dict(manifest["images"])
-    return {image_id: str(Path(root) / relative) for image_id, relative in manifest["images"].items()}
+    # One string concatenation per image: a million pathlib joins took seconds when a collection opened.
+    prefix = os.path.join(str(Path(root)), "")
+    return {image_id: prefix + relative for image_id, relative in manifest["images"].items()}
