@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -384,11 +385,15 @@ class FeatureStore:
         self.skipped: dict[str, str] = {}
         self._shard_rows: dict[int, int] = {}
         for shard, index in _completed_shards(self.root):
-            for image_id, offset, count, size in zip(
-                index["ids"], index["offsets"], index["counts"], index["image_sizes"], strict=True
-            ):
-                self._locations[image_id] = (shard, offset, count)
-                self._image_sizes[image_id] = (int(size[0]), int(size[1]))
+            ids = index["ids"]
+            if not len(ids) == len(index["offsets"]) == len(index["counts"]) == len(index["image_sizes"]):
+                raise ValueError(
+                    f"{self.root}: the index of shard {shard} is inconsistent; rebuild the store"
+                )
+            # zip and map run in C: a million images open in a fraction of a second
+            rows = zip(repeat(shard), index["offsets"], index["counts"], strict=False)  # repeat() never ends
+            self._locations.update(zip(ids, rows, strict=True))
+            self._image_sizes.update(zip(ids, map(tuple, index["image_sizes"]), strict=True))
             self._shard_rows[shard] = sum(index["counts"])
             self.skipped.update(index["skipped"])
         self._maps: dict[int, tuple[np.ndarray, np.ndarray]] = {}

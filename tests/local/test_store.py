@@ -44,6 +44,7 @@ def test_round_trip_keeps_keypoints_exactly_and_descriptors_to_float16(tmp_path,
         "keypoint_dtype": "float32",
         "codec": None,
         "query_max_keypoints": None,
+        "patch_selection": None,
     }
 
 
