@@ -50,7 +50,11 @@ def defaults_of(app: str) -> set[str]:
 
 
 # Groups that apps take only inside another group's option: the app and the package they are composed at.
-NESTED = {"split": ("train", "data.split"), "augmentation": ("train", "data.augmentation")}
+NESTED = {
+    "split": ("train", "data.split"),
+    "augmentation": ("train", "data.augmentation"),
+    "codec": ("index", "local_features.compact"),
+}
 
 
 def placement(group: str) -> tuple[str, str]:

@@ -22,14 +22,20 @@ from retrieval.evaluation import (
 )
 from retrieval.local.cnn_patches import CnnPatchExtractor, cnn_patch_features
 from retrieval.local.features import LocalFeatureExtractor
+from retrieval.local.hamming import CompactSettings
+from retrieval.local.hamming_matching import HammingMatching
 from retrieval.local.rerank import (
+    CnnPatchInliersRerank,
+    CnnPatchRerank,
     DelgRerank,
     FusionRerank,
     GlobalPlusInliersRerank,
     InliersRerank,
 )
 from retrieval.local.store import StoreMetadata
+from retrieval.local.verification import VerificationConfig
 from retrieval.metrics import evaluate_ranking
+from retrieval.reranking import rerank
 from tests.local.test_features import textured_scene
 from tests.local.test_matching import WARP
 
@@ -183,3 +189,42 @@ def test_cnn_patches_come_from_the_feature_map_and_are_stored_once(crafted, tmp_
     other_network = CnnPatchExtractor(net, "other-weights", max_side=128, max_keypoints=1000)
     benchmark_feature_store(benchmark, other_network, tmp_path, progress=False)
     assert len(list(tmp_path.iterdir())) == 2  # a store per network
+
+
+def test_cnn_patches_in_a_compact_store_match_by_hamming_codes(crafted, tmp_path):
+    """``CnnPatchExtractor(compact=...)``: the database patches stored as Hamming codes (the strongest
+    ``stored_keypoints``), queries described in full; Hamming matching on patch centres puts the query's own
+    image first; the E7 patch similarity, which needs float patches, is refused."""
+    benchmark, _, _ = crafted
+    torch.manual_seed(0)
+    net = GlobalDescriptorNet(backbone="tf_efficientnet_lite0", pretrained=False).eval()
+    compact = CompactSettings(stored_keypoints=40, num_words=8, training_images=3, num_bits=64)
+    extractor = CnnPatchExtractor(net, "random-weights", max_side=256, max_keypoints=48, compact=compact)
+    as_database = RetrievalBenchmark(
+        name="patches",
+        protocol="plain",
+        query_paths=[benchmark.database_paths[1]],
+        database_paths=[*benchmark.database_paths, benchmark.query_paths[0]],
+        ground_truth=[QueryGroundTruth(easy=np.array([1]))],
+        query_ids=["query"],
+        database_ids=[*benchmark.database_ids, "query"],
+        query_boxes=[None],
+    )
+    store = benchmark_feature_store(as_database, extractor, tmp_path, progress=False)
+    metadata = store.metadata
+    assert (metadata.method, metadata.descriptor_dtype, metadata.dim) == ("cnn_patch", "uint8", 2 + 64 // 8)
+    assert metadata.max_keypoints == 40 and metadata.query_max_keypoints == 48
+    stored = store.get("true_match")
+    assert stored.descriptors.dtype == np.uint8 and len(stored) == 40  # 8 x 6 patches at 256 px, 40 kept
+    (query,) = query_local_features(as_database, extractor, store)
+    assert query.descriptors.dtype == np.float32 and len(query) == 48  # described in full, not read back
+    method = CnnPatchInliersRerank(
+        matching=HammingMatching(max_distance=24),
+        verification=VerificationConfig(model="homography", threshold_px=16.0, min_tentative_matches=6),
+    )
+    method.check_store(store)
+    result = rerank(query, as_database.database_ids, np.array([0.4, 0.5, 0.3, 0.6]), store, method)
+    assert result.ranked_ids[0] == "true_match"  # the query's own file, its stored codes
+    assert result.num_inliers[1] > result.num_inliers[[0, 2, 3]].max()
+    with pytest.raises(ValueError, match="dimensions but the store holds"):
+        rerank(query, as_database.database_ids, np.zeros(4), store, CnnPatchRerank())

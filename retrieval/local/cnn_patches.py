@@ -23,6 +23,7 @@ from retrieval.descriptor.class_attention import ClassAttention
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.images import BoundingBox, crop, load_rgb, resize_max_side
 from retrieval.local.features import NO_ANGLE, LocalFeatures
+from retrieval.local.hamming import CompactSettings
 
 CNN_PATCH_METHOD = "cnn_patch"
 PatchSelection = Literal["norm", "attention"]
@@ -96,6 +97,9 @@ class CnnPatchExtractor:
         device: torch device of the forward pass (None: the network's).
         selection: ``"norm"`` (activation norm, any backbone) or ``"attention"`` (the class token's attention
             in the last block, averaged over heads; a vision transformer with a class token).
+        compact: store database patches as Hamming-embedding codes (:mod:`retrieval.local.hamming`, trained on
+            a sample of the patches; matched by ``matching=hamming``), the ``stored_keypoints`` strongest kept;
+            None stores the float16 patches as extracted (the E7 patch similarity needs them).
 
     Raises:
         ValueError: a selection the network cannot give.
@@ -104,7 +108,6 @@ class CnnPatchExtractor:
     method = CNN_PATCH_METHOD
     binary = False
     runs_in_workers = False  # the network stays in this process, on its device
-    compact = None  # patches are stored as extracted
 
     def __init__(
         self,
@@ -114,6 +117,7 @@ class CnnPatchExtractor:
         max_keypoints: int = 1024,
         device: str | torch.device | None = None,
         selection: PatchSelection = "norm",
+        compact: CompactSettings | None = None,
     ):
         if max_side < 32:
             raise ValueError(
@@ -125,6 +129,7 @@ class CnnPatchExtractor:
             raise ValueError(f"selection must be one of {PATCH_SELECTIONS}, got {selection!r}")
         self.attention = ClassAttention(net.backbone, net.layout) if selection == "attention" else None
         self.selection = selection
+        self.compact = compact
         self.net = net
         self.descriptor_id = descriptor_id
         self.max_side = max_side
@@ -134,7 +139,9 @@ class CnnPatchExtractor:
     def __repr__(self) -> str:
         return (
             f"CnnPatchExtractor(descriptor_id={self.descriptor_id!r}, max_side={self.max_side}, "
-            f"max_keypoints={self.max_keypoints}, selection={self.selection!r})"
+            f"max_keypoints={self.max_keypoints}, selection={self.selection!r}"
+            + ("" if self.compact is None else f", compact={self.compact}")
+            + ")"
         )
 
     @property

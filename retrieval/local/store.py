@@ -127,6 +127,7 @@ class StoreMetadata:
                 keypoint_dtype="uint16",
                 codec=asdict(compact),
                 query_max_keypoints=extractor.max_keypoints,
+                patch_selection=extractor.selection,
             )
         return cls(
             method=extractor.method,
