@@ -123,6 +123,7 @@ class SearchEngine:
             expected_dim=self.net.output_dim,
             # collections written before index_id existed name the index by their descriptor_id
             expected_descriptor_id=self.manifest.get("index_id", self.manifest["descriptor_id"]),
+            mmap=True,  # an IVF index's lists stay on disk, shared by every server process of the collection
         )
         extraction = dict(self.manifest["extraction"])
         extraction["scales"] = tuple(extraction["scales"])

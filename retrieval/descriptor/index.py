@@ -210,6 +210,7 @@ class DescriptorIndex:
                     "nlist=None is chosen from the collection size: pass parameters.sized_for(N)"
                 )
         self._ids: list[str] = []
+        self._read_only = False
         self._gpu_resources: Any = None
         self._index = self._place(self._new_faiss_index(), device)
         self._apply_search_parameters()
@@ -335,6 +336,10 @@ class DescriptorIndex:
         time, so that a memory-mapped array is never copied whole. An untrained ivfpq index is first trained on a
         sample of ``embeddings``. A shard that fails validation is not added; the shards before it stay."""
         _check_positive("shard_size", shard_size)
+        if self._read_only:
+            raise ValueError(
+                "this index was loaded memory-mapped (read-only); load it with mmap=False to add"
+            )
         self._check_embeddings(embeddings, "embeddings")
         if len(ids) != len(embeddings):
             raise ValueError(f"got {len(embeddings)} embeddings but {len(ids)} ids")
@@ -415,8 +420,14 @@ class DescriptorIndex:
         expected_dim: int | None = None,
         expected_descriptor_id: str | None = None,
         device: Device = "auto",
+        mmap: bool = False,
     ) -> DescriptorIndex:
-        """Read an index written by :meth:`save`, refusing one built for another dimension or descriptor id."""
+        """Read an index written by :meth:`save`, refusing one built for another dimension or descriptor id.
+
+        ``mmap``: map the file instead of reading it (faiss' ``IO_FLAG_MMAP``: an IVF index's inverted lists stay
+        on disk and come through the page cache, so a large collection opens at once and shares its pages
+        between processes); such an index is read-only.
+        """
         directory = Path(directory)
         metadata_path = directory / METADATA_FILE
         if not metadata_path.is_file():
@@ -438,7 +449,9 @@ class DescriptorIndex:
             )
         parameters = make_parameters(metadata["kind"], **metadata["parameters"])
         ids = (directory / metadata["ids_file"]).read_text(encoding="utf-8").split("\n")[:-1]
-        cpu_index = faiss.read_index(str(directory / metadata["index_file"]))
+        cpu_index = faiss.read_index(
+            str(directory / metadata["index_file"]), faiss.IO_FLAG_MMAP if mmap else 0
+        )
         if not (metadata["count"] == len(ids) == cpu_index.ntotal) or cpu_index.d != metadata["dimension"]:
             raise ValueError(
                 f"{directory} is inconsistent: metadata says {metadata['count']} vectors of dimension "
@@ -447,6 +460,7 @@ class DescriptorIndex:
             )
         index = cls(metadata["dimension"], metadata["descriptor_id"], parameters, device="cpu")
         index._ids = ids
+        index._read_only = mmap
         index._index = index._place(cpu_index, device)
         index._apply_search_parameters()
         return index

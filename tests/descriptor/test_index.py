@@ -217,6 +217,12 @@ def test_save_load_round_trip(
     np.testing.assert_array_equal(result.indices, expected.indices)
     np.testing.assert_array_equal(result.scores, expected.scores)
     assert result.ids == expected.ids
+    mapped = DescriptorIndex.load(tmp_path / "saved", device="cpu", mmap=True)
+    from_map = mapped.search(queries, 7)
+    np.testing.assert_array_equal(from_map.indices, expected.indices)
+    np.testing.assert_array_equal(from_map.scores, expected.scores)
+    with pytest.raises(ValueError, match="memory-mapped"):
+        mapped.add(database[:2], ["x", "y"])
 
 
 def test_load_refuses_another_dimension_or_descriptor(rng: np.random.Generator, tmp_path: Path) -> None:
