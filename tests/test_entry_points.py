@@ -182,6 +182,36 @@ def test_evaluate_rerank_compact_builds_a_compact_store_and_reports_its_size(tin
     assert "compact codes, shared word and Hamming ≤ 20" in capsys.readouterr().out
 
 
+def test_evaluate_rerank_superglobal_needs_no_local_features(tiny_demo, tmp_path, capsys):
+    """``rerank=superglobal`` re-ranks with the global descriptors the evaluation already has: no feature store is
+    built, and the bytes per image are one float32 descriptor."""
+    cfg = demo_rerank_evaluation(tiny_demo, tmp_path, "rerank=superglobal", "rerank_top_k=8", "rerank.k=3")
+    report = evaluate.evaluate(cfg)
+    reranked = report["results"]["rdemo"]["reranked"]
+    assert not (tmp_path / "features").exists()
+    assert reranked["bytes_per_image"] == 4 * 1280  # one float32 EfficientNet-Lite0 GeM descriptor
+    assert 0 <= reranked["medium/mAP"] <= 1 and reranked["ms_per_query"] > 0
+    assert (
+        "- re-ranking: the top 8 by SuperGlobal (global descriptors only): top 100, k=3"
+        in capsys.readouterr().out
+    )
+
+
+def test_search_reranks_with_superglobal_from_the_collection(collection, tiny_demo, tmp_path):
+    query = next((tiny_demo / "test").rglob("*.jpg"))
+    cfg = composed(
+        "search",
+        f"query={query}",
+        f"collection_dir={collection}",
+        f"paths.output_dir={tmp_path}",
+        "rerank=superglobal",
+    )
+    search.main(cfg)
+    (entry,) = json.loads((tmp_path / "results.json").read_text())["queries"].values()
+    assert entry["score"].startswith("SuperGlobal (global descriptors only)")
+    assert all(result["inliers"] is None for result in entry["results"])
+
+
 def test_evaluate_a_vit_on_the_demo_benchmarks(tiny_demo, tmp_path):
     cfg = composed(
         "evaluate",
