@@ -76,7 +76,7 @@ class Evidence:
             num_inliers=zeros,
             match_ratio=np.zeros(len(similarity)),
             similarity=np.asarray(similarity, dtype=np.float64),
-            correspondences=[PairCorrespondences.empty() for _ in range(len(similarity))],
+            correspondences=[PairCorrespondences.empty()] * len(similarity),  # one shared, read-only
         )
 
 

@@ -10,8 +10,9 @@ For each query, among its global top ``top_m``:
    official code does), ``q'``;
 3. candidates are re-ranked by ``(q · x_i' + q' · x_i') / 2``.
 
-The cost is two (M × M) and two (M) products of D-vectors per query — thousands of times cheaper than matching
-local features; the rest of the ranking keeps its order.
+The cost is one (M × M) product of D-vectors per query (the candidates' similarities), k + 1 refined candidates
+and a few (M)-vector products — thousands of times cheaper than matching local features; the rest of the ranking
+keeps its order.
 
 :class:`SuperGlobalRerank` is both a re-ranking method (``rerank=superglobal``: per query, from a
 :class:`~retrieval.descriptor.descriptor_table.DescriptorTable`, beside the local-feature methods) and the
@@ -114,13 +115,15 @@ def superglobal_rerank(
         similarity = candidates @ candidates.transpose(1, 2)  # (c, M, M)
         values, nearest = similarity.topk(neighbours, dim=-1)  # (c, M, k + 1), itself first
         weights = torch.cat([torch.ones_like(values[..., :1]), settings.beta * values[..., 1:]], dim=-1)
-        # Row i of the (c, M, M) mixing matrix holds candidate i's weights at its neighbours' columns.
+        # Row i of the (c, M, M) mixing matrix holds candidate i's weights at its neighbours' columns; the refined
+        # candidates are mixing @ candidates, but only the k + 1 the query ranks highest are formed: a score
+        # q · refined_i is the mixing of the scores q · c_j, (M × M)(M) instead of (M × M)(M × D).
         mixing = torch.zeros_like(similarity).scatter_(2, nearest, weights / weights.sum(-1, keepdim=True))
-        refined = mixing @ candidates  # (c, M, D)
-        first = torch.einsum("cd,cmd->cm", query, refined)
+        first = (mixing @ (candidates @ query[..., None]))[..., 0]  # (c, M)
         top = first.topk(neighbours, dim=-1).indices
-        expanded = torch.gather(refined, 1, top[..., None].expand(-1, -1, refined.shape[-1])).amax(1)
-        second = torch.einsum("cd,cmd->cm", expanded, refined)
+        top_mixing = torch.gather(mixing, 1, top[..., None].expand(-1, -1, mixing.shape[-1]))  # (c, k + 1, M)
+        expanded = (top_mixing @ candidates).amax(1)  # (c, D)
+        second = (mixing @ (candidates @ expanded[..., None]))[..., 0]
         scores, order = ((first + second) / 2).sort(dim=-1, descending=True)
         reordered[start : start + chunk_size, :depth] = torch.gather(shortlist, 1, order)
         all_scores.append(scores)
