@@ -64,6 +64,8 @@ class ClassAttention:
 
     @contextmanager
     def recording(self) -> Iterator[ClassAttention]:
+        """Record the forward passes run inside; :attr:`patches` then holds the last one's attention."""
+        self.patches = None
         handle = self.attention.register_forward_pre_hook(self._record)
         try:
             yield self

@@ -11,6 +11,7 @@ DINO's attention maps, which dwell on the object rather than the sky).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
@@ -157,14 +158,11 @@ class CnnPatchExtractor:
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         was_training = self.net.training
         self.net.eval()
-        strength = None
-        with torch.inference_mode():
-            if self.attention is None:
-                feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
-            else:
-                with self.attention.recording() as recorded:
-                    feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
-                strength = recorded.patches[0] if recorded.patches is not None else None
+        recording = self.attention.recording() if self.attention is not None else contextlib.nullcontext()
+        with torch.inference_mode(), recording:
+            feature_map = self.net.feature_map(self.net.normalize(pixels.to(self.device)))[0]
+        recorded = self.attention.patches if self.attention is not None else None
+        strength = recorded[0] if recorded is not None else None
         self.net.train(was_training)
         patch = self.net.layout.patch_pixels()
         return cnn_patch_features(feature_map, rgb.size, patch, strength).top(self.max_keypoints)
