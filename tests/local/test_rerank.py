@@ -188,16 +188,28 @@ def test_cnn_patch_similarity_by_hand():
     )
 
 
+def patch_store(
+    root, feature_maps: dict[str, torch.Tensor], image_size: tuple[int, int], max_side: int
+) -> FeatureStore:
+    """A store of every cell of each (C, h, w) feature map as a CNN patch, for an image of ``image_size``."""
+    channels, rows, columns = next(iter(feature_maps.values())).shape
+    metadata = StoreMetadata(
+        method="cnn_patch",
+        max_keypoints=rows * columns,
+        max_side=max_side,
+        dim=channels,
+        descriptor_dtype="float16",
+    )
+    with FeatureStoreWriter(root, metadata) as writer:
+        for image_id, feature_map in feature_maps.items():
+            writer.add(image_id, cnn_patch_features(feature_map, image_size))
+    return FeatureStore(root, expected=metadata)
+
+
 def test_cnn_patch_rerank_fuses_the_patch_similarity(tmp_path):
     generator = torch.Generator().manual_seed(0)
     feature_maps = {image_id: torch.randn(8, 3, 4, generator=generator) for image_id in ("a", "b", "c")}
-    metadata = StoreMetadata(
-        method="cnn_patch", max_keypoints=12, max_side=64, dim=8, descriptor_dtype="float16"
-    )
-    with FeatureStoreWriter(tmp_path / "patches", metadata) as writer:
-        for image_id, feature_map in feature_maps.items():
-            writer.add(image_id, cnn_patch_features(feature_map, (64, 48)))
-    store = FeatureStore(tmp_path / "patches", expected=metadata)
+    store = patch_store(tmp_path / "patches", feature_maps, (64, 48), max_side=64)
     query = cnn_patch_features(feature_maps["b"], (64, 48))
     global_scores = np.array([0.3, 0.2, 0.25])
     result = rerank(query, ["a", "b", "c"], global_scores, store, CnnPatchRerank(alpha=0.5))
@@ -246,13 +258,7 @@ def test_cnn_patches_verified_on_their_centres_lift_the_shifted_view(tmp_path):
     shifted[:, :, 2:] = query_map[:, :, :6]  # the same scene two cells to the right
     feature_maps = {"other1": torch.randn(16, 6, 8, generator=generator), "shifted": shifted}
     feature_maps["other2"] = torch.randn(16, 6, 8, generator=generator)
-    metadata = StoreMetadata(
-        method="cnn_patch", max_keypoints=48, max_side=256, dim=16, descriptor_dtype="float16"
-    )
-    with FeatureStoreWriter(tmp_path / "patches", metadata) as writer:
-        for image_id, feature_map in feature_maps.items():
-            writer.add(image_id, cnn_patch_features(feature_map, (256, 192)))
-    store = FeatureStore(tmp_path / "patches", expected=metadata)
+    store = patch_store(tmp_path / "patches", feature_maps, (256, 192), max_side=256)
     method = CnnPatchInliersRerank(
         matching=MatchingConfig(ratio=1.0),
         verification=VerificationConfig(model="homography", threshold_px=16.0, min_tentative_matches=6),
