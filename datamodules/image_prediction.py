@@ -2,7 +2,11 @@
 of the shards still to write, each decoding worker its share of the rank's, and every batch holds images of one
 size from one shard (:class:`retrieval.descriptor.batching.SizeBuckets`), so a shard is complete as soon as its
 worker moves on. Unreadable images come as a batch without pixels, so the writer counts them and the shard still
-completes."""
+completes.
+
+When JPEGs are decoded on the device (``ExtractionSettings.decode``, a GPU by default), the workers hand on the
+files' bytes (:mod:`retrieval.descriptor.device_decode`) and :meth:`ImagePredictionDataModule.
+on_before_batch_transfer` decodes a whole batch where the network runs; the network sees the same batches."""
 
 from __future__ import annotations
 
@@ -16,13 +20,15 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from retrieval.descriptor.batching import SizeBuckets
-from retrieval.descriptor.extract import ExtractionSettings, load_pixels_or_none
+from retrieval.descriptor.device_decode import EncodedJpeg, decode_batch
+from retrieval.descriptor.extract import ExtractionSettings, load_network_input, load_pixels_or_none
 from retrieval.descriptor.shards import DescriptorShards
 
 log = logging.getLogger(__name__)
 
-# A prediction batch: {"shard": int, "positions": (B,) int64, "images": (B, 3, H, W) uint8, or None when the
-# batch lists the shard's unreadable images}.
+# A prediction batch: {"shard": int, "positions": (B,) int64, "images": (B, 3, H, W) uint8 or None when the
+# batch lists the shard's unreadable images, "readable": (B,) bool}; as the workers hand it on, a batch with
+# files still to decode on the device has "items" (EncodedJpeg or decoded (3, H, W)) in place of the last two.
 PredictionBatch = dict[str, Any]
 
 
@@ -34,6 +40,7 @@ class ShardBatches(IterableDataset):
         shards: the shard numbers this rank writes.
         geometry: the shard list (which positions each shard holds).
         settings: decoding and batching (max side, size step, batch size).
+        on_device: hand JPEG files on undecoded, for the network's device to decode.
     """
 
     def __init__(
@@ -42,11 +49,13 @@ class ShardBatches(IterableDataset):
         shards: Sequence[int],
         geometry: DescriptorShards,
         settings: ExtractionSettings,
+        on_device: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.shards = list(shards)
         self.geometry = geometry
         self.settings = settings
+        self.on_device = on_device
 
     def __iter__(self) -> Iterator[PredictionBatch]:
         worker = get_worker_info()
@@ -55,20 +64,34 @@ class ShardBatches(IterableDataset):
             yield from self._shard_batches(shard)
 
     def _shard_batches(self, shard: int) -> Iterator[PredictionBatch]:
-        buckets = SizeBuckets(self.settings.batch_size)
+        buckets: SizeBuckets[EncodedJpeg | torch.Tensor] = SizeBuckets(self.settings.batch_size)
         unreadable: list[int] = []
 
-        def batch(positions: list[int], images: torch.Tensor | None) -> PredictionBatch:
-            return {"shard": shard, "positions": torch.tensor(positions, dtype=torch.int64), "images": images}
+        def batch(positions: list[int], items: list[EncodedJpeg | torch.Tensor] | None) -> PredictionBatch:
+            described = {"shard": shard, "positions": torch.tensor(positions, dtype=torch.int64)}
+            if items is None:
+                return {
+                    **described,
+                    "images": None,
+                    "readable": torch.zeros(len(positions), dtype=torch.bool),
+                }
+            if all(isinstance(item, torch.Tensor) for item in items):
+                images = torch.stack(items)  # type: ignore[arg-type]
+                return {
+                    **described,
+                    "images": images,
+                    "readable": torch.ones(len(positions), dtype=torch.bool),
+                }
+            return {**described, "items": items}
 
         for position in self.geometry.positions(shard):
-            image = load_pixels_or_none(self.paths[position], self.settings)
-            if image is None:
+            item = load_network_input(self.paths[position], self.settings, self.on_device)
+            if item is None:
                 unreadable.append(position)
-            elif (full := buckets.add(position, image)) is not None:
+            elif (full := buckets.add(position, item)) is not None:
                 yield batch(*full)
-        for positions, images in buckets.drain():
-            yield batch(positions, images)
+        for positions, items in buckets.drain():
+            yield batch(positions, items)
         if unreadable:
             yield batch(unreadable, None)
 
@@ -108,12 +131,26 @@ class ImagePredictionDataModule(pl.LightningDataModule):
             log.info("%d of %d shards already written in %s", done, self.shards.num_shards, self.shards.root)
 
     def predict_dataloader(self) -> DataLoader:
+        device = self._trainer().strategy.root_device
         return DataLoader(
-            ShardBatches(self.paths, self.assigned, self.shards, self.settings),
+            ShardBatches(
+                self.paths, self.assigned, self.shards, self.settings, self.settings.decodes_on_device(device)
+            ),
             batch_size=None,
             num_workers=min(self.settings.num_workers, len(self.assigned)),
-            pin_memory=self._trainer().strategy.root_device.type == "cuda",
+            pin_memory=device.type == "cuda",
         )
+
+    def on_before_batch_transfer(self, batch: PredictionBatch, dataloader_idx: int) -> PredictionBatch:
+        """Decode a batch's JPEG files on the network's device (a file it fails on: on the CPU, as a worker
+        would have)."""
+        if "items" not in batch:
+            return batch
+        items = batch.pop("items")
+        images, readable = decode_batch(
+            items, self._trainer().strategy.root_device, lambda path: load_pixels_or_none(path, self.settings)
+        )
+        return {**batch, "images": images, "readable": readable}
 
     def num_assigned_images(self) -> int:
         """Images of this rank's shards (what its progress counts)."""

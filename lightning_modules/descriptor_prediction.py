@@ -40,11 +40,17 @@ class DescriptorPrediction(pl.LightningModule):
             self.net.to(memory_format=torch.channels_last)
 
     def predict_step(self, batch: PredictionBatch, batch_idx: int) -> dict[str, Any]:
-        """``{"shard", "positions" (B,), "descriptors" (B, D) float32 on the CPU, or None for unreadable images}``."""
-        images = batch["images"]
+        """``{"shard", "positions" (B,), "descriptors" (B, D) float32 on the CPU (None when no image is readable),
+        "readable" (B,) bool}``."""
+        images, readable = batch["images"], batch["readable"].cpu()
         descriptors = (
             None
             if images is None
             else describe_batch(self.net, images, self.scales, self.power, self.scale_aggregation).cpu()
         )
-        return {"shard": batch["shard"], "positions": batch["positions"].cpu(), "descriptors": descriptors}
+        return {
+            "shard": batch["shard"],
+            "positions": batch["positions"].cpu(),
+            "descriptors": descriptors,
+            "readable": readable,
+        }

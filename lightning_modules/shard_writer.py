@@ -63,12 +63,12 @@ class DescriptorShardWriter(BasePredictionWriter):
         positions = prediction["positions"].tolist()
         received = self._pending.setdefault(shard, ([], [], []))
         received[0].extend(positions)
-        if prediction["descriptors"] is None:
-            received[1].append(np.zeros((len(positions), self.shards.dim), dtype=np.float32))
-            received[2].append(np.zeros(len(positions), dtype=bool))
-        else:
-            received[1].append(prediction["descriptors"].float().numpy())
-            received[2].append(np.ones(len(positions), dtype=bool))
+        readable = prediction["readable"].numpy()
+        descriptors = np.zeros((len(positions), self.shards.dim), dtype=np.float32)
+        if prediction["descriptors"] is not None:
+            descriptors[readable] = prediction["descriptors"].float().numpy()[readable]
+        received[1].append(descriptors)
+        received[2].append(readable)
         self._bar.update(len(positions))
         if len(received[0]) == len(self.shards.positions(shard)):
             del self._pending[shard]

@@ -381,8 +381,9 @@ class _PreviousBuild:
             return nothing
         # (as JSON stores them: tuples come back as lists)
         stored = dict(manifest["extraction"], scales=tuple(manifest["extraction"]["scales"]))
-        # (settings a collection was built before they existed take their defaults)
-        same_extraction = ExtractionSettings(**stored) == settings
+        # (settings a collection was built before they existed take their defaults; batching, workers and where
+        # JPEGs are decoded do not change the descriptors)
+        same_extraction = ExtractionSettings(**stored).key() == settings.key()
         same_settings = manifest["descriptor_id"] == descriptor_id and same_extraction
         if not same_settings or not (generation / DESCRIPTORS_FILE).is_file():
             return nothing

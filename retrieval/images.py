@@ -135,10 +135,7 @@ def decode(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=DECODABLE_FORMATS) as image:
                 full_size = image.size
-                if max_side is not None and image.format in _DRAFT_FORMATS:
-                    scale = max_side / max(image.size)
-                    if scale < 1:
-                        image.draft("RGB", (int(image.width * scale) + 1, int(image.height * scale) + 1))
+                draft_reduction(image, max_side)
                 decoded_size = image.size
                 if decoded_size[0] * decoded_size[1] > max_pixels:
                     reduced = (
@@ -169,6 +166,31 @@ def decode(
     return DecodedImage(rgb, original_size)
 
 
+def draft_reduction(image: Image.Image, max_side: int | None) -> int:
+    """Ask an opened, not yet decoded JPEG to decode at reduced size (DCT scaling by 1/2, 1/4 or 1/8) when
+    ``max_side`` is smaller than its longest side, never below ``max_side``; its size becomes the reduced one.
+
+    Returns:
+        the reduction factor: 1 (other formats, or no reduction), 2, 4 or 8.
+    """
+    if max_side is None or image.format not in _DRAFT_FORMATS:
+        return 1
+    width = image.width
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return 1
+    drafted = image.draft("RGB", (int(image.width * scale) + 1, int(image.height * scale) + 1))
+    return 1 if drafted is None else round(width / drafted[1][2])
+
+
+def max_side_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longest side is ``max_side`` (aspect ratio kept; never below 1)."""
+    if max_side <= 0:
+        raise ValueError(f"max_side must be positive, got {max_side}")
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int | None = None) -> Image.Image:
     """:func:`decode`'s 8-bit RGB image.
 
@@ -179,12 +201,8 @@ def load_rgb(path: str | Path, max_side: int | None = None, max_pixels: int | No
 
 
 def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:
-    """Resize so that the longest side equals ``max_side`` (aspect ratio kept; never below 1 pixel)."""
-    if max_side <= 0:
-        raise ValueError(f"max_side must be positive, got {max_side}")
-    scale = max_side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR)
+    """Resize so that the longest side equals ``max_side`` (:func:`max_side_size`)."""
+    return image.resize(max_side_size(image.width, image.height, max_side), Image.Resampling.BILINEAR)
 
 
 def load_gray(path: str | Path, max_side: int | None = None, max_pixels: int | None = None) -> np.ndarray:

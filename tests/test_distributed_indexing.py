@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,18 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from datamodules import image_prediction
 from datamodules.image_prediction import ImagePredictionDataModule
 from lightning_modules.descriptor_prediction import DescriptorPrediction
 from lightning_modules.shard_writer import DescriptorShardWriter
 from retrieval.collection import generation_dir, read_manifest
+from retrieval.descriptor.device_decode import decode_batch
 from retrieval.descriptor.extract import ExtractionSettings, extract_descriptors
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.shards import DescriptorShards
 from retrieval.search_engine import SearchEngine
 from tests.conftest import REPO_ROOT
+from tests.descriptor.test_device_decode import photo_like, save_jpeg
 
 
 def test_the_prediction_job_gives_the_descriptors_of_plain_extraction(tmp_path):
@@ -54,6 +58,56 @@ def test_the_prediction_job_gives_the_descriptors_of_plain_extraction(tmp_path):
     np.testing.assert_array_equal(readable, expected_readable)
     assert not readable[3] and readable.sum() == 7
     np.testing.assert_allclose(descriptors, expected, atol=1e-5)
+
+
+def test_jpegs_decoded_on_the_device_give_the_descriptors_of_the_cpu_path(tmp_path, monkeypatch):
+    """``extraction.decode=device`` (here the CPU device): JPEGs decoded in the batch-transfer hook, PNGs and an
+    unreadable file by the workers, batches mixing both; the job equals extraction decoding the same way, and
+    the CPU path's descriptors to a cosine of 0.999."""
+    photos = []
+    for index, (width, height) in enumerate([(300, 200), (200, 300), (300, 200), (240, 240), (300, 200)]):
+        photos.append(
+            Path(
+                save_jpeg(photo_like(width, height, index), tmp_path / f"{index}.jpg", 6 if index == 1 else 1)
+            )
+        )
+    photo_like(300, 200, 9).save(tmp_path / "png.png")
+    photos.insert(2, tmp_path / "png.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    photos.insert(4, tmp_path / "broken.jpg")
+    torch.manual_seed(0)
+    net = GlobalDescriptorNet("resnet18", pretrained=False).eval()
+    settings = ExtractionSettings(128, (1.0,), batch_size=2, num_workers=2, decode="device")
+    expected, expected_readable = extract_descriptors(net, photos, settings, progress=False)
+    on_cpu, _ = extract_descriptors(net, photos, replace(settings, decode="cpu"), progress=False)
+    shards = DescriptorShards(
+        tmp_path / "shards", [path.name for path in photos], net.output_dim, shard_size=4
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[DescriptorShardWriter(shards)],
+    )
+    decoded_in_hook = []
+
+    def spy(items, device, decode_on_cpu):
+        decoded_in_hook.extend(type(item).__name__ for item in items)
+        return decode_batch(items, device, decode_on_cpu)
+
+    monkeypatch.setattr(image_prediction, "decode_batch", spy)
+    trainer.predict(
+        DescriptorPrediction(net, settings.scales, settings.scale_aggregation),
+        datamodule=ImagePredictionDataModule(photos, shards, settings),
+        return_predictions=False,
+    )
+    assert sorted(decoded_in_hook) == ["EncodedJpeg"] * 5 + ["Tensor"] * (len(decoded_in_hook) - 5)
+    descriptors, readable = shards.read()
+    np.testing.assert_array_equal(readable, expected_readable)
+    assert readable.sum() == 6 and not readable[4]
+    np.testing.assert_allclose(descriptors, expected, atol=1e-5)
+    assert (descriptors[readable] * on_cpu[readable]).sum(axis=1).min() >= 0.999
 
 
 def index_command(tiny_demo: Path, collection: Path, *overrides: str) -> list[str]:

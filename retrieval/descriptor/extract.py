@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from retrieval.descriptor.batching import SizeBuckets
+from retrieval.descriptor.batching import SizeBuckets, snapped_size
+from retrieval.descriptor.device_decode import EncodedJpeg, decode_batch, read_jpeg
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.pooling import GeM
 from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCALES = (1.0, 1 / math.sqrt(2), 0.5)
 SCALE_AGGREGATIONS = ("power_mean", "max")
+DECODE_PLACES = ("auto", "cpu", "device")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class ExtractionSettings:
             ``size_step / 2`` pixels), so that photos of many sizes share a few shapes and fill whole batches on a
             GPU; ``None`` keeps every image's exact size (the published protocols' choice).
         scale_aggregation: ``"power_mean"`` (cirtorch) or ``"max"`` (SuperGlobal's Scale-GeM, p → ∞).
+        decode: where JPEGs are decoded: ``"cpu"`` (PIL in the decoding workers, the reference), ``"device"``
+            (where the network runs: nvJPEG on a GPU, :mod:`retrieval.descriptor.device_decode`; other formats
+            stay on the CPU) or ``"auto"`` (the device when it is a GPU). Not part of the key: the two agree to a
+            descriptor cosine of 0.999, closer than bf16 and fp32 do.
     """
 
     max_side: int = 1024
@@ -56,6 +62,7 @@ class ExtractionSettings:
     num_workers: int = 2
     size_step: int | None = None
     scale_aggregation: str = "power_mean"
+    decode: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -73,6 +80,12 @@ class ExtractionSettings:
             raise ValueError(
                 f"scale_aggregation must be one of {SCALE_AGGREGATIONS}, got {self.scale_aggregation!r}"
             )
+        if self.decode not in DECODE_PLACES:
+            raise ValueError(f"decode must be one of {DECODE_PLACES}, got {self.decode!r}")
+
+    def decodes_on_device(self, device: torch.device) -> bool:
+        """Whether JPEGs are decoded on ``device`` (the network's) rather than by the CPU workers."""
+        return self.decode == "device" or (self.decode == "auto" and device.type == "cuda")
 
     def key(self) -> str:
         """The settings descriptors depend on, e.g. ``max_side=512|scales=[1.0]`` (batching and workers do not
@@ -127,32 +140,50 @@ def load_pixels_or_none(
         return None
 
 
+def load_network_input(
+    path: str | Path, settings: ExtractionSettings, on_device: bool, box: BoundingBox | None = None
+) -> EncodedJpeg | torch.Tensor | None:
+    """What a decoding worker hands on: with ``on_device``, a JPEG file to be decoded where the network runs
+    (:func:`retrieval.descriptor.device_decode.read_jpeg`); otherwise, and for every file that path does not
+    take, :func:`load_pixels_or_none`."""
+    if on_device and box is None:
+        encoded = read_jpeg(path, settings.max_side, settings.size_step)
+        if encoded is not None:
+            return encoded
+    return load_pixels_or_none(path, settings, box)
+
+
 class _ExtractionDataset(Dataset):
-    """Image i as :func:`load_pixels` gives it; ``None`` if unreadable."""
+    """Image i as :func:`load_network_input` gives it; ``None`` if unreadable."""
 
     def __init__(
-        self, paths: Sequence[Path], boxes: Sequence[BoundingBox | None] | None, settings: ExtractionSettings
+        self,
+        paths: Sequence[Path],
+        boxes: Sequence[BoundingBox | None] | None,
+        settings: ExtractionSettings,
+        on_device: bool,
     ) -> None:
         self.paths = list(paths)
         self.boxes = list(boxes) if boxes is not None else [None] * len(self.paths)
         self.settings = settings
+        self.on_device = on_device
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None]:
-        return index, load_pixels_or_none(self.paths[index], self.settings, self.boxes[index])
+    def __getitem__(self, index: int) -> tuple[int, EncodedJpeg | torch.Tensor | None]:
+        return index, load_network_input(self.paths[index], self.settings, self.on_device, self.boxes[index])
 
 
 def snap_size(image: Image.Image, step: int) -> Image.Image:
-    """Resize so that both sides are multiples of ``step`` (at least ``step``), the nearest ones."""
-    width, height = (max(step, step * round(side / step)) for side in image.size)
-    return (
-        image if (width, height) == image.size else image.resize((width, height), Image.Resampling.BILINEAR)
-    )
+    """Resize so that both sides are multiples of ``step`` (:func:`snapped_size`)."""
+    size = snapped_size(image.size, step)
+    return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
 
 
-def _first(samples: list[tuple[int, torch.Tensor | None]]) -> tuple[int, torch.Tensor | None]:
+def _first(
+    samples: list[tuple[int, EncodedJpeg | torch.Tensor | None]],
+) -> tuple[int, EncodedJpeg | torch.Tensor | None]:
     return samples[0]
 
 
@@ -226,24 +257,29 @@ def extract_descriptors(
     descriptors = np.zeros((len(paths), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(paths), dtype=bool)
     loader = DataLoader(
-        _ExtractionDataset(paths, boxes, settings),
+        _ExtractionDataset(paths, boxes, settings, settings.decodes_on_device(device)),
         batch_size=1,
         num_workers=settings.num_workers,
         collate_fn=_first,
         pin_memory=device.type == "cuda",
     )
-    buckets = SizeBuckets(settings.batch_size)
+    buckets: SizeBuckets[EncodedJpeg | torch.Tensor] = SizeBuckets(settings.batch_size)
+
+    def on_cpu(path: str) -> torch.Tensor | None:
+        return load_pixels_or_none(path, settings)
 
     # The bar counts images described (or found unreadable), not images decoded: the network work of the
     # buckets still waiting at the end is part of the stage.
     with stage(description, len(paths), enabled=progress) as bar:
 
-        def describe(indices: list[int], batch: torch.Tensor) -> None:
-            batch = batch.to(device, non_blocking=True)
-            descriptors[indices] = (
+        def describe(indices: list[int], items: list[EncodedJpeg | torch.Tensor]) -> None:
+            batch, decoded = decode_batch(items, device, on_cpu)
+            rows = (
                 describe_batch(net, batch, settings.scales, power, settings.scale_aggregation).cpu().numpy()
             )
-            readable[indices] = True
+            mask = decoded.numpy()
+            descriptors[np.asarray(indices)[mask]] = rows[mask]
+            readable[indices] = mask
             bar.update(len(indices))
 
         for index, image in loader:

@@ -14,9 +14,11 @@ def test_a_bucket_is_handed_out_the_moment_it_is_full():
     buckets = SizeBuckets(batch_size=2)
     assert buckets.add(0, image(4, 6)) is None
     assert buckets.add(1, image(6, 4)) is None  # another size: another bucket
-    positions, batch = buckets.add(2, image(4, 6))
-    assert positions == [0, 2] and batch.shape == (2, 3, 4, 6)
-    assert len(buckets) == 1
+    first = image(4, 6)
+    buckets.add(3, image(4, 7))
+    positions, batch = buckets.add(2, first)
+    assert positions == [0, 2] and [item.shape for item in batch] == [(3, 4, 6)] * 2 and batch[1] is first
+    assert len(buckets) == 2
 
 
 def test_drain_gives_every_waiting_image_once_by_size_in_first_seen_order():
@@ -26,7 +28,8 @@ def test_drain_gives_every_waiting_image_once_by_size_in_first_seen_order():
     batches += list(buckets.drain())
     assert [positions for positions, _ in batches] == [[0, 2, 5], [1, 4], [3], [6]]
     for positions, batch in batches:
-        assert {sizes[position] for position in positions} == {tuple(batch.shape[-2:])}
+        assert [sizes[position] for position in positions] == [tuple(item.shape[-2:]) for item in batch]
+        assert len({tuple(item.shape) for item in batch}) == 1
     assert len(buckets) == 0 and list(buckets.drain()) == []
 
 
