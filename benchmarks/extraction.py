@@ -59,20 +59,20 @@ def network_only(
     """Images/s of the network alone on the framework's batches: every image decoded and sized beforehand,
     grouped by :class:`SizeBuckets` as ``extract_descriptors`` groups them, each batch already on the device."""
     buckets: SizeBuckets[torch.Tensor] = SizeBuckets(settings.batch_size)
-    batches = []
+    batches: list[list[torch.Tensor]] = []
     for position, path in enumerate(paths):
-        if (batch := buckets.add(position, load_pixels(path, settings))) is not None:
-            batches.append(batch[1])
-    batches.extend(batch for _, batch in buckets.drain())
-    on_device = [torch.stack(batch).to(device) for batch in batches]
+        if (full := buckets.add(position, load_pixels(path, settings))) is not None:
+            batches.append(full[1])
+    batches.extend(images for _, images in buckets.drain())
+    on_device = [torch.stack(images).to(device) for images in batches]
     net.eval().to(device)
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     power = multiscale_power(net)
     describe_batch(net, on_device[0], (1.0,), power)  # warm-up
     start = time.perf_counter()
-    for batch in on_device:
-        describe_batch(net, batch, (1.0,), power)
+    for images_on_device in on_device:
+        describe_batch(net, images_on_device, (1.0,), power)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return len(paths) / (time.perf_counter() - start)

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 from datamodules.image_datasets import (
     ImageListDataset,
     TrainAugmentation,
-    build_train_transform,
     collate_skipping_failures,
 )
 from datamodules.landmarks import LandmarkDataModule, LandmarkSplit, checked_int
@@ -20,10 +19,9 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
     """Batches ``{"image": (B, 3, S, S), "label": (B,)}`` with labels 0 … num_classes − 1.
 
     Args:
-        split, image_size, extraction_batch_size, num_workers, decode_max_side: see
+        split, image_size, extraction_batch_size, num_workers, decode_max_side, augmentation, decode: see
             :class:`LandmarkDataModule`.
         batch_size: images per training batch.
-        augmentation: the training augmentation.
     """
 
     def __init__(
@@ -35,10 +33,12 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
         num_workers: int = 4,
         augmentation: TrainAugmentation | None = None,
         decode_max_side: int | None = None,
+        decode: str = "auto",
     ) -> None:
-        super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
+        super().__init__(
+            split, image_size, extraction_batch_size, num_workers, decode_max_side, augmentation, decode
+        )
         self.batch_size = checked_int("batch_size", batch_size)
-        self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.class_of_landmark: dict[int, int] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -55,8 +55,13 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
 
     def train_dataloader(self) -> DataLoader:
         classes = [self.class_of_landmark[int(landmark)] for landmark in self.training_images.labels]
+        trainer = self.trainer
         dataset = ImageListDataset(
-            self.training_images.paths, self.train_transform, labels=classes, max_side=self.decode_max_side
+            self.training_images.paths,
+            self.train_transform,
+            labels=classes,
+            max_side=self.decode_max_side,
+            on_device=trainer is not None and self.decodes_on_device(trainer.strategy.root_device),
         )
         return DataLoader(
             dataset,

@@ -6,14 +6,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from datamodules.formats.gldv2 import LandmarkImages, load_gldv2_train, split_by_landmark
-from datamodules.image_datasets import ImageListDataset, build_eval_transform, collate_skipping_failures
+from datamodules.image_datasets import (
+    ImageListDataset,
+    TrainAugmentation,
+    build_eval_transform,
+    build_train_transform,
+    collate_skipping_failures,
+    transform_on_device,
+)
+from retrieval.descriptor.device_decode import check_decode_place, decodes_on_device
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,9 @@ class LandmarkDataModule(pl.LightningDataModule):
         num_workers: data-loading processes.
         decode_max_side: longest side images are decoded at before the transforms (JPEGs decode at reduced
             size, several times faster); None is twice ``image_size``.
+        augmentation: the training augmentation (:attr:`train_transform`).
+        decode: where JPEGs are decoded and transformed: ``"cpu"`` (PIL in the workers), ``"device"`` (where
+            the network runs, in :meth:`on_before_batch_transfer`), ``"auto"`` (the device when it is a GPU).
     """
 
     # Landmarks with fewer images cannot serve the module (tuple training needs pairs).
@@ -89,6 +100,8 @@ class LandmarkDataModule(pl.LightningDataModule):
         extraction_batch_size: int = 32,
         num_workers: int = 4,
         decode_max_side: int | None = None,
+        augmentation: TrainAugmentation | None = None,
+        decode: str = "auto",
     ) -> None:
         super().__init__()
         checked_int("extraction_batch_size", extraction_batch_size)
@@ -104,7 +117,9 @@ class LandmarkDataModule(pl.LightningDataModule):
         self.extraction_batch_size = extraction_batch_size
         self.num_workers = num_workers
         self.decode_max_side = decode_max_side or 2 * image_size
+        self.decode = check_decode_place(decode)
         self.eval_transform = build_eval_transform(image_size)
+        self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.train_images: LandmarkImages | None = None
         self.val_images: LandmarkImages | None = None
 
@@ -132,8 +147,30 @@ class LandmarkDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before val_dataloader()")
         return self._eval_loader(self.val_images.paths, self.val_images.labels.tolist())
 
-    def _eval_loader(self, paths: list[Path], labels: list[int] | None = None) -> DataLoader:
-        dataset = ImageListDataset(paths, self.eval_transform, labels=labels, max_side=self.decode_max_side)
+    def decodes_on_device(self, device: torch.device) -> bool:
+        """Whether the images for a network on ``device`` are decoded and transformed there."""
+        return decodes_on_device(self.decode, device)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Decode and transform a batch left undecoded by the workers on the network's device (the training
+        transform while training, else the evaluation one)."""
+        trainer = self.trainer
+        if trainer is None or not isinstance(batch, dict):
+            return batch
+        transform = self.train_transform if trainer.training else self.eval_transform
+        return transform_on_device(batch, transform, trainer.strategy.root_device, self.decode_max_side)
+
+    def _eval_loader(
+        self, paths: list[Path], labels: list[int] | None = None, on_device: bool | None = None
+    ) -> DataLoader:
+        """Evaluation batches of ``paths``; ``on_device`` None: as :meth:`decodes_on_device` says for the
+        trainer's device."""
+        if on_device is None:
+            trainer = self.trainer
+            on_device = trainer is not None and self.decodes_on_device(trainer.strategy.root_device)
+        dataset = ImageListDataset(
+            paths, self.eval_transform, labels=labels, max_side=self.decode_max_side, on_device=on_device
+        )
         return DataLoader(
             dataset,
             batch_size=self.extraction_batch_size,

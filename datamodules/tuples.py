@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.image_datasets import (
     TrainAugmentation,
     Transform,
-    build_train_transform,
+    Undecoded,
     collate_skipping_failures,
+    transform_on_device,
+    undecoded_image,
 )
 from datamodules.landmarks import LandmarkDataModule, LandmarkSplit, checked_int
 from retrieval.descriptor.mining import TupleMining, mine_epoch_tuples
@@ -34,23 +36,35 @@ log = logging.getLogger(__name__)
 
 class TupleDataset(Dataset):
     """``dataset[i]`` → ``{"images": (2 + K, 3, S, S)}`` in the order query, positive, K negatives,
-    or ``None`` when one of its images cannot be read."""
+    or ``None`` when one of its images cannot be read; with ``on_device`` the images are
+    :class:`datamodules.image_datasets.Undecoded`."""
 
     def __init__(
-        self, paths: list[Path], tuples: np.ndarray, transform: Transform, max_side: int | None
+        self,
+        paths: list[Path],
+        tuples: np.ndarray,
+        transform: Transform,
+        max_side: int | None,
+        on_device: bool = False,
     ) -> None:
         if tuples.ndim != 2 or tuples.shape[1] < 3:
             raise ValueError(f"tuples must be (T, 2 + K) image indices, got shape {tuples.shape}")
+        if on_device and max_side is None:
+            raise ValueError("decoding on the device needs a max_side")
         self.paths = paths
         self.tuples = tuples
         self.transform = transform
         self.max_side = max_side
+        self.on_device = on_device
 
     def __len__(self) -> int:
         return len(self.tuples)
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         try:
+            if self.on_device and self.max_side is not None:
+                items = tuple(undecoded_image(self.paths[i], self.max_side) for i in self.tuples[index])
+                return {"images": Undecoded(items, stack=True)}
             images = [self.transform(load_rgb(self.paths[i], self.max_side)) for i in self.tuples[index]]
         except ImageLoadError as error:
             log.debug("skipping tuple %d: %s", index, error)
@@ -62,12 +76,11 @@ class TupleDataModule(LandmarkDataModule):
     """GLDv2-format landmark data → mined training tuples and a validation set of held-out landmarks.
 
     Args:
-        split, image_size, extraction_batch_size, num_workers, decode_max_side: see
+        split, image_size, extraction_batch_size, num_workers, decode_max_side, augmentation, decode: see
             :class:`LandmarkDataModule`.
         mining: the negative-mining scheme.
         tuples_per_epoch: queries (hence tuples) per epoch (cirtorch: 2000).
         batch_size: tuples per training batch.
-        augmentation: the training augmentation.
     """
 
     min_images_per_landmark = 2  # a query needs a positive
@@ -83,14 +96,16 @@ class TupleDataModule(LandmarkDataModule):
         num_workers: int = 4,
         augmentation: TrainAugmentation | None = None,
         decode_max_side: int | None = None,
+        decode: str = "auto",
     ) -> None:
-        super().__init__(split, image_size, extraction_batch_size, num_workers, decode_max_side)
+        super().__init__(
+            split, image_size, extraction_batch_size, num_workers, decode_max_side, augmentation, decode
+        )
         checked_int("tuples_per_epoch", tuples_per_epoch)
         checked_int("batch_size", batch_size)
         self.mining = mining
         self.tuples_per_epoch = tuples_per_epoch
         self.batch_size = batch_size
-        self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.unreadable: set[int] = set()  # train image indices found unreadable while mining
 
     def setup(self, stage: str | None = None) -> None:
@@ -110,7 +125,13 @@ class TupleDataModule(LandmarkDataModule):
         if trainer.reload_dataloaders_every_n_epochs != 1:  # type: ignore[attr-defined]
             raise ValueError("tuple mining needs Trainer(reload_dataloaders_every_n_epochs=1)")
         tuples = self.mine_tuples(trainer.lightning_module, epoch=trainer.current_epoch)
-        dataset = TupleDataset(self.training_images.paths, tuples, self.train_transform, self.decode_max_side)
+        dataset = TupleDataset(
+            self.training_images.paths,
+            tuples,
+            self.train_transform,
+            self.decode_max_side,
+            self.decodes_on_device(trainer.strategy.root_device),
+        )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -180,11 +201,16 @@ class TupleDataModule(LandmarkDataModule):
         module.eval()
         shard_embeddings: torch.Tensor | None = None
         shard_readable = torch.zeros(len(shard), dtype=torch.bool, device=module.device)
-        loader = self._eval_loader([self.training_images.paths[i] for i in shard])
+        loader = self._eval_loader(
+            [self.training_images.paths[i] for i in shard], on_device=self.decodes_on_device(module.device)
+        )
         # The trainer's precision (e.g. bf16 autocast) applies here too, outside Lightning's step hooks.
         precision_context = trainer.precision_plugin.forward_context if trainer else contextlib.nullcontext
         with stage("mining: embedding", len(shard), enabled=rank == 0) as bar:
-            for batch in loader:
+            for undecoded in loader:
+                batch = transform_on_device(
+                    undecoded, self.eval_transform, module.device, self.decode_max_side
+                )
                 if "image" not in batch:
                     bar.update(batch["num_skipped"])
                     continue

@@ -38,6 +38,24 @@ _ORIENTATION_TAG = 0x0112
 _END_OF_IMAGE = b"\xff\xd9"
 
 
+# Where JPEGs may be decoded: "cpu" (PIL in the decoding workers, the reference), "device" (where the network
+# runs, whatever it is), "auto" (the device when it is a GPU).
+DECODE_PLACES = ("auto", "cpu", "device")
+
+
+def check_decode_place(decode: str) -> str:
+    """``decode`` if it is one of :data:`DECODE_PLACES`, else ValueError."""
+    if decode not in DECODE_PLACES:
+        raise ValueError(f"decode must be one of {DECODE_PLACES}, got {decode!r}")
+    return decode
+
+
+def decodes_on_device(decode: str, device: torch.device) -> bool:
+    """Whether JPEGs are decoded on ``device`` (the network's) rather than by the CPU workers, for ``decode``
+    of :data:`DECODE_PLACES`."""
+    return decode == "device" or (decode == "auto" and device.type == "cuda")
+
+
 @dataclass(frozen=True, eq=False)
 class EncodedJpeg:
     """A JPEG file's bytes and what its network input will be.
@@ -161,27 +179,20 @@ def _decode(items: Sequence[EncodedJpeg], device: torch.device) -> list[torch.Te
             return decoded
 
 
-def decode_batch(
+def decode_images(
     items: Sequence[EncodedJpeg | torch.Tensor],
     device: str | torch.device,
     decode_on_cpu: Callable[[str], torch.Tensor | None],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of network inputs of one size on ``device``, from files to decode there and images the workers
-    already decoded (the files the device path does not take).
+) -> list[torch.Tensor | None]:
+    """Images (3, H, W) uint8 on ``device``, each of its item's ``shape``, from files to decode there and images
+    the workers already decoded (the files the device path does not take); None for a file no path can read.
 
     Args:
-        items: :class:`EncodedJpeg` or decoded images (3, H, W) uint8, all of one ``shape`` (a bucket).
-        device: where to decode and put the batch.
-        decode_on_cpu: the CPU path for a file the device fails on (its network input, or None if unreadable).
-
-    Returns:
-        images (B, 3, H, W) uint8 on ``device`` (zeros for unreadable files) and readable (B,) bool on the CPU.
+        items: :class:`EncodedJpeg` or decoded images (3, H, W) uint8, of any sizes.
+        device: where to decode and put the images.
+        decode_on_cpu: the CPU path for a file the device fails on (its image, or None if unreadable).
     """
     device = torch.device(device)
-    if all(isinstance(item, torch.Tensor) for item in items):  # decoded by the workers: one transfer
-        stacked = torch.stack(items).to(device, non_blocking=True)  # type: ignore[arg-type]
-        return stacked, torch.ones(len(items), dtype=torch.bool)
-    shape = tuple(items[0].shape)
     images: list[torch.Tensor | None] = [None] * len(items)
     encoded: list[tuple[int, EncodedJpeg]] = []
     for position, item in enumerate(items):
@@ -202,9 +213,31 @@ def decode_batch(
         images[position] = (
             fit(full, item) if full is not None else _on_device(decode_on_cpu(item.path), device)
         )
-    for image in images:
-        if image is not None and tuple(image.shape) != shape:
-            raise RuntimeError(f"a batch of {shape} images holds one of {tuple(image.shape)}")
+    for image, item in zip(images, items, strict=True):
+        if image is not None and tuple(image.shape) != tuple(item.shape):
+            raise RuntimeError(f"an image of {tuple(item.shape)} came out as {tuple(image.shape)}")
+    return images
+
+
+def decode_batch(
+    items: Sequence[EncodedJpeg | torch.Tensor],
+    device: str | torch.device,
+    decode_on_cpu: Callable[[str], torch.Tensor | None],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of network inputs of one size on ``device``: :func:`decode_images` of a bucket's ``items`` (all
+    of one ``shape``), stacked.
+
+    Returns:
+        images (B, 3, H, W) uint8 on ``device`` (zeros for unreadable files) and readable (B,) bool on the CPU.
+    """
+    device = torch.device(device)
+    if all(isinstance(item, torch.Tensor) for item in items):  # decoded by the workers: one transfer
+        stacked = torch.stack(items).to(device, non_blocking=True)  # type: ignore[arg-type]
+        return stacked, torch.ones(len(items), dtype=torch.bool)
+    shape = tuple(items[0].shape)
+    if any(tuple(item.shape) != shape for item in items):
+        raise ValueError(f"a batch holds images of several shapes: {sorted({tuple(i.shape) for i in items})}")
+    images = decode_images(items, device, decode_on_cpu)
     readable = torch.tensor([image is not None for image in images], dtype=torch.bool)
     blank = torch.zeros(shape, dtype=torch.uint8, device=device)
     return torch.stack([blank if image is None else image for image in images]), readable

@@ -24,7 +24,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from retrieval.descriptor.batching import SizeBuckets, snapped_size
-from retrieval.descriptor.device_decode import EncodedJpeg, decode_batch, read_jpeg
+from retrieval.descriptor.device_decode import (
+    EncodedJpeg,
+    check_decode_place,
+    decode_batch,
+    decodes_on_device,
+    read_jpeg,
+)
 from retrieval.descriptor.network import GlobalDescriptorNet
 from retrieval.descriptor.pooling import GeM
 from retrieval.images import BoundingBox, ImageLoadError, crop, load_rgb, resize_max_side
@@ -34,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCALES = (1.0, 1 / math.sqrt(2), 0.5)
 SCALE_AGGREGATIONS = ("power_mean", "max")
-DECODE_PLACES = ("auto", "cpu", "device")
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,11 @@ class ExtractionSettings:
             raise ValueError(
                 f"scale_aggregation must be one of {SCALE_AGGREGATIONS}, got {self.scale_aggregation!r}"
             )
-        if self.decode not in DECODE_PLACES:
-            raise ValueError(f"decode must be one of {DECODE_PLACES}, got {self.decode!r}")
+        check_decode_place(self.decode)
 
     def decodes_on_device(self, device: torch.device) -> bool:
         """Whether JPEGs are decoded on ``device`` (the network's) rather than by the CPU workers."""
-        return self.decode == "device" or (self.decode == "auto" and device.type == "cuda")
+        return decodes_on_device(self.decode, device)
 
     def key(self) -> str:
         """The settings descriptors depend on, e.g. ``max_side=512|scales=[1.0]`` (batching and workers do not
