@@ -21,7 +21,7 @@ from datamodules.image_datasets import (
 from datamodules.tuples import TupleDataset
 from retrieval.descriptor import device_decode
 from retrieval.images import load_rgb
-from tests.descriptor.test_device_decode import photo_like, save_jpeg
+from tests.descriptor.test_device_decode import DEVICES, MEAN_DIFFERENCE, photo_like, requires_cuda, save_jpeg
 from tests.test_train import compose_train
 
 MAX_SIDE = 320
@@ -43,10 +43,12 @@ def photos(tmp_path):
     return [Path(path) for path in paths] + [png]
 
 
-def on_device(dataset, transform, seed=0):
+def on_device(dataset, transform, seed=0, device="cpu"):
+    """The dataset's batch decoded and transformed on ``device``, its tensors brought back to the CPU."""
     torch.manual_seed(seed)
     batch = collate_skipping_failures([dataset[index] for index in range(len(dataset))])
-    return transform_on_device(batch, transform, CPU, MAX_SIDE)
+    result = transform_on_device(batch, transform, torch.device(device), MAX_SIDE)
+    return {key: value.cpu() if isinstance(value, torch.Tensor) else value for key, value in result.items()}
 
 
 def on_cpu(paths, transform, seed=0):
@@ -81,19 +83,20 @@ def test_evaluation_images_equal_the_pil_paths_within_a_rounding(photos):
     assert_close_to_pil(batch["image"], on_cpu(photos, transform))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("color_jitter", [0.0, 0.3])
-def test_augmented_tuples_equal_the_pil_paths_for_the_same_random_draws(photos, color_jitter):
+def test_augmented_tuples_equal_the_pil_paths_for_the_same_random_draws(photos, color_jitter, device):
     """The device path draws the crops, flips and jitters from the same generator in the same order."""
     transform = build_train_transform(
         128, TrainAugmentation(min_crop_scale=0.3, color_jitter=color_jitter, horizontal_flip=True)
     )
     tuples = np.array([[0, 1, 2], [3, 4, 5]])
     dataset = TupleDataset(photos, tuples, transform, MAX_SIDE, on_device=True)
-    batch = on_device(dataset, transform, seed=7)
+    batch = on_device(dataset, transform, seed=7, device=device)
     assert batch["images"].shape == (2, 3, 3, 128, 128)
     reference = on_cpu([photos[i] for i in tuples.ravel()], transform, seed=7).view(2, 3, 3, 128, 128)
-    assert_close_to_pil(batch["images"], reference, mean=1 / 255, largest=12 / 255)
-    other_draws = on_device(dataset, transform, seed=8)["images"]
+    assert_close_to_pil(batch["images"], reference, mean=MEAN_DIFFERENCE[device] / 255, largest=12 / 255)
+    other_draws = on_device(dataset, transform, seed=8, device=device)["images"]
     assert (other_draws - reference).abs().mean() > 10 / 255  # the comparison can tell draws apart
 
 
@@ -144,10 +147,15 @@ def test_decode_is_checked_and_device_decoding_needs_a_max_side(photos):
     assert not device_decode.decodes_on_device("cpu", torch.device("cuda"))
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [("data.decode=device",), pytest.param(("trainer=gpu",), marks=[pytest.mark.gpu, requires_cuda])],
+)
 def test_training_with_decode_device_mines_trains_and_validates_through_the_hook(
-    tiny_demo, tmp_path, monkeypatch
+    tiny_demo, tmp_path, monkeypatch, overrides
 ):
-    """A real Trainer run: mining, the training tuples and validation all decode in the hook."""
+    """A real Trainer run: mining, the training tuples and validation all decode in the hook (on a GPU with
+    ``data.decode=auto``, the default)."""
     decoded = []
     real = image_datasets.decode_images
 
@@ -156,7 +164,7 @@ def test_training_with_decode_device_mines_trains_and_validates_through_the_hook
         return real(items, *arguments)
 
     monkeypatch.setattr(image_datasets, "decode_images", spy)
-    cfg = compose_train(tiny_demo, tmp_path, "trainer.fast_dev_run=true", "logger=none", "data.decode=device")
+    cfg = compose_train(tiny_demo, tmp_path, "trainer.fast_dev_run=true", "logger=none", *overrides)
     results = train.train(cfg)
     assert 0 < results["after"]["val/mAP"] <= 1
     tuple_images = 2 * (2 + 2)  # data.batch_size=2 tuples of a query, a positive and 2 negatives
