@@ -11,7 +11,7 @@ TORCH_THREADS ?= 1
 export OMP_NUM_THREADS ?= $(TORCH_THREADS)
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo train test reliability lint serve index analyze clean
+.PHONY: setup demo train test reliability lint serve index analyze clean gpu-wheels
 
 setup: $(STAMP)
 
@@ -58,3 +58,14 @@ lint: setup
 
 clean:
 	rm -rf $(DEMO) outputs/*/ multirun wandb
+
+# Wheels the GPU machine lacks (it runs Python 3.12 with PyTorch, Lightning and timm), for benchmarks/gpu_checks.sh.
+gpu-wheels: setup
+	mkdir -p .whl
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
+	    faiss-cpu==$$($(PY) -c 'import importlib.metadata as m; print(m.version("faiss-cpu"))') \
+	    hydra-core==$$($(PY) -c 'import importlib.metadata as m; print(m.version("hydra-core"))') \
+	    omegaconf==$$($(PY) -c 'import importlib.metadata as m; print(m.version("omegaconf"))')
+	$(PY) -m pip wheel -q --no-deps -w .whl \
+	    antlr4-python3-runtime==$$($(PY) -c 'import importlib.metadata as m; print(m.version("antlr4-python3-runtime"))')

@@ -15,7 +15,8 @@ import PIL
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIRECTORY = REPO_ROOT / "benchmarks" / "results"
+# BENCHMARK_RESULTS=<folder> writes elsewhere (benchmarks/gpu_checks.sh: under the GPU machine's $OUT).
+RESULTS_DIRECTORY = Path(os.environ.get("BENCHMARK_RESULTS", REPO_ROOT / "benchmarks" / "results"))
 REALPHOTOS = REPO_ROOT.parent / "shared" / "realphotos"
 
 
