@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from retrieval.descriptor.batching import SizeBuckets
-from retrieval.descriptor.device_decode import EncodedJpeg, decode_batch
+from retrieval.descriptor.device_decode import DecodeCounts, EncodedJpeg, decode_batch
 from retrieval.descriptor.extract import ExtractionSettings, load_network_input, load_pixels_or_none
 from retrieval.descriptor.shards import DescriptorShards
 
@@ -114,6 +114,7 @@ class ImagePredictionDataModule(pl.LightningDataModule):
         self.shards = shards
         self.settings = settings
         self.assigned: list[int] = []
+        self.decode_counts = DecodeCounts()
 
     def _trainer(self) -> pl.Trainer:
         if self.trainer is None:
@@ -144,13 +145,20 @@ class ImagePredictionDataModule(pl.LightningDataModule):
     def on_before_batch_transfer(self, batch: PredictionBatch, dataloader_idx: int) -> PredictionBatch:
         """Decode a batch's JPEG files on the network's device (a file it fails on: on the CPU, as a worker
         would have)."""
+        device = self._trainer().strategy.root_device
         if "items" not in batch:
+            if batch["images"] is not None and self.settings.decodes_on_device(device):
+                self.decode_counts.by_workers += len(batch["positions"])
             return batch
         items = batch.pop("items")
-        images, readable = decode_batch(
-            items, self._trainer().strategy.root_device, lambda path: load_pixels_or_none(path, self.settings)
-        )
+        self.decode_counts.add(items)
+        images, readable = decode_batch(items, device, lambda path: load_pixels_or_none(path, self.settings))
         return {**batch, "images": images, "readable": readable}
+
+    def teardown(self, stage: str) -> None:
+        """Log which path this rank's images took, when they could be decoded on its device."""
+        if self.trainer is not None:
+            self.decode_counts.log(self.trainer.strategy.root_device)
 
     def num_assigned_images(self) -> int:
         """Images of this rank's shards (what its progress counts)."""

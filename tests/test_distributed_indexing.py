@@ -2,6 +2,7 @@
 two CPU processes (DDP over gloo) build the collection one process builds, and a run killed with SIGKILL after two
 shards resumes from them to the collection an uninterrupted run builds."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -61,7 +62,9 @@ def test_the_prediction_job_gives_the_descriptors_of_plain_extraction(tmp_path):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_jpegs_decoded_on_the_device_give_the_descriptors_of_the_cpu_path(tmp_path, monkeypatch, device):
+def test_jpegs_decoded_on_the_device_give_the_descriptors_of_the_cpu_path(
+    tmp_path, monkeypatch, caplog, device
+):
     """``extraction.decode=device`` (the CPU device; nvJPEG with -m gpu): JPEGs decoded in the batch-transfer
     hook, PNGs and an unreadable file by the workers, batches mixing both; the job equals extraction decoding the
     same way, and the CPU path's descriptors to a cosine of 0.999."""
@@ -79,9 +82,15 @@ def test_jpegs_decoded_on_the_device_give_the_descriptors_of_the_cpu_path(tmp_pa
     torch.manual_seed(0)
     net = GlobalDescriptorNet("resnet18", pretrained=False).eval()
     settings = ExtractionSettings(128, (1.0,), batch_size=2, num_workers=2, decode="device")
+    caplog.set_level(logging.INFO)
     expected, expected_readable = extract_descriptors(
         net, photos, settings, device=torch.device(device), progress=False
     )
+    assert (
+        f"decoding: JPEGs on {device}: 5; by the CPU workers (other formats, CMYK, truncated or huge JPEGs): 1"
+        in caplog.text
+    )
+    caplog.clear()
     on_cpu, _ = extract_descriptors(
         net, photos, replace(settings, decode="cpu"), device=torch.device(device), progress=False
     )
@@ -108,6 +117,10 @@ def test_jpegs_decoded_on_the_device_give_the_descriptors_of_the_cpu_path(tmp_pa
         return_predictions=False,
     )
     assert sorted(decoded_in_hook) == ["EncodedJpeg"] * 5 + ["Tensor"] * (len(decoded_in_hook) - 5)
+    # One line per job says which path the files took: 5 JPEGs on the device, the PNG by the workers (the
+    # truncated file is unreadable on every path).
+    line = f"decoding: JPEGs on {trainer.strategy.root_device}: 5; by the CPU workers"
+    assert f"{line} (other formats, CMYK, truncated or huge JPEGs): 1" in caplog.text
     descriptors, readable = shards.read()
     np.testing.assert_array_equal(readable, expected_readable)
     assert readable.sum() == 6 and not readable[4]

@@ -84,6 +84,34 @@ class EncodedJpeg:
         return (3, *self.size)
 
 
+@dataclass
+class DecodeCounts:
+    """Which path a job's images took, for the one line that says whether decoding on the device took effect.
+
+    Args:
+        on_device: JPEG files sent to the device (one it fails on is decoded on the CPU, with a warning).
+        by_workers: images the workers decoded: other formats, CMYK or MPO, truncated or huge JPEGs.
+    """
+
+    on_device: int = 0
+    by_workers: int = 0
+
+    def add(self, items: Sequence[EncodedJpeg | torch.Tensor]) -> None:
+        sent = sum(isinstance(item, EncodedJpeg) for item in items)
+        self.on_device += sent
+        self.by_workers += len(items) - sent
+
+    def log(self, device: torch.device) -> None:
+        """Log the counts (nothing when no image was decoded)."""
+        if self.on_device or self.by_workers:
+            log.info(
+                "decoding: JPEGs on %s: %d; by the CPU workers (other formats, CMYK, truncated or huge JPEGs): %d",
+                device,
+                self.on_device,
+                self.by_workers,
+            )
+
+
 def read_jpeg(path: str | Path, max_side: int, size_step: int | None) -> EncodedJpeg | None:
     """The file's bytes and target sizes when the device path takes it, else None (decode it on the CPU).
 

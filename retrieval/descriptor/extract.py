@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from retrieval.descriptor.batching import SizeBuckets, snapped_size
 from retrieval.descriptor.device_decode import (
+    DecodeCounts,
     EncodedJpeg,
     check_decode_place,
     decode_batch,
@@ -260,8 +261,10 @@ def extract_descriptors(
     power = multiscale_power(net)
     descriptors = np.zeros((len(paths), net.output_dim), dtype=np.float32)
     readable = np.zeros(len(paths), dtype=bool)
+    on_device = settings.decodes_on_device(device)
+    counts = DecodeCounts()
     loader = DataLoader(
-        _ExtractionDataset(paths, boxes, settings, settings.decodes_on_device(device)),
+        _ExtractionDataset(paths, boxes, settings, on_device),
         batch_size=1,
         num_workers=settings.num_workers,
         collate_fn=_first,
@@ -277,6 +280,7 @@ def extract_descriptors(
     with stage(description, len(paths), enabled=progress) as bar:
 
         def describe(indices: list[int], items: list[EncodedJpeg | torch.Tensor]) -> None:
+            counts.add(items)
             batch, decoded = decode_batch(items, device, on_cpu)
             rows = (
                 describe_batch(net, batch, settings.scales, power, settings.scale_aggregation).cpu().numpy()
@@ -294,6 +298,8 @@ def extract_descriptors(
         for batch in buckets.drain():
             describe(*batch)
     net.train(was_training)
+    if on_device:
+        counts.log(device)
     if not readable.all():
         log.warning("extraction: %d of %d images unreadable and skipped", int((~readable).sum()), len(paths))
     return descriptors, readable
