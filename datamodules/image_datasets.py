@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from retrieval.descriptor.device_decode import EncodedJpeg, decode_images, read_jpeg
+from retrieval.descriptor.device_decode import DecodeCounts, EncodedJpeg, decode_images, read_jpeg
 from retrieval.images import ImageLoadError, load_rgb
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,11 @@ def collate_skipping_failures(samples: list[dict[str, Any] | None]) -> dict[str,
 
 
 def transform_on_device(
-    batch: dict[str, Any], transform: Transform, device: torch.device, max_side: int
+    batch: dict[str, Any],
+    transform: Transform,
+    device: torch.device,
+    max_side: int,
+    counts: DecodeCounts | None = None,
 ) -> dict[str, Any]:
     """A collated batch with its :class:`Undecoded` images decoded on ``device``, transformed there one by one
     and stacked, as the workers would have given them; a sample with an image no path can read is dropped and
@@ -175,6 +179,7 @@ def transform_on_device(
         transform: the dataset's transform (torchvision v2 works on tensors as on PIL images).
         device: the network's device.
         max_side: the datasets' ``max_side``, for a file the device fails on (decoded by PIL after all).
+        counts: where to count which path the images took.
     """
     keys = [
         key
@@ -186,11 +191,10 @@ def transform_on_device(
     if len(keys) > 1:
         raise ValueError(f"a batch holds undecoded images under several keys: {keys}")
     samples: list[Undecoded] = batch[keys[0]]
-    images = decode_images(
-        [item for sample in samples for item in sample.items],
-        device,
-        lambda path: _decoded_or_none(path, max_side),
-    )
+    items = [item for sample in samples for item in sample.items]
+    if counts is not None:
+        counts.add(items)
+    images = decode_images(items, device, lambda path: _decoded_or_none(path, max_side))
     kept: list[bool] = []
     transformed: list[torch.Tensor] = []
     start = 0

@@ -21,7 +21,7 @@ from datamodules.image_datasets import (
     collate_skipping_failures,
     transform_on_device,
 )
-from retrieval.descriptor.device_decode import check_decode_place, decodes_on_device
+from retrieval.descriptor.device_decode import DecodeCounts, check_decode_place, decodes_on_device
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class LandmarkDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.decode_max_side = decode_max_side or 2 * image_size
         self.decode = check_decode_place(decode)
+        self.decode_counts = DecodeCounts()
         self.eval_transform = build_eval_transform(image_size)
         self.train_transform = build_train_transform(image_size, augmentation or TrainAugmentation())
         self.train_images: LandmarkImages | None = None
@@ -158,7 +159,14 @@ class LandmarkDataModule(pl.LightningDataModule):
         if trainer is None or not isinstance(batch, dict):
             return batch
         transform = self.train_transform if trainer.training else self.eval_transform
-        return transform_on_device(batch, transform, trainer.strategy.root_device, self.decode_max_side)
+        return transform_on_device(
+            batch, transform, trainer.strategy.root_device, self.decode_max_side, self.decode_counts
+        )
+
+    def teardown(self, stage: str) -> None:
+        """Log which path the run's images took, when they could be decoded on the network's device."""
+        if self.trainer is not None:
+            self.decode_counts.log(self.trainer.strategy.root_device)
 
     def _eval_loader(
         self, paths: list[Path], labels: list[int] | None = None, on_device: bool | None = None

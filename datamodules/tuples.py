@@ -209,7 +209,7 @@ class TupleDataModule(LandmarkDataModule):
         with stage("mining: embedding", len(shard), enabled=rank == 0) as bar:
             for undecoded in loader:
                 batch = transform_on_device(
-                    undecoded, self.eval_transform, module.device, self.decode_max_side
+                    undecoded, self.eval_transform, module.device, self.decode_max_side, self.decode_counts
                 )
                 if "image" not in batch:
                     bar.update(batch["num_skipped"])

@@ -1,6 +1,8 @@
 """Training, mining and validation images decoded and transformed where the network runs (``data.decode=device``,
 run here on the CPU device) against the workers' PIL path (``decode=cpu``), the reference."""
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +154,7 @@ def test_decode_is_checked_and_device_decoding_needs_a_max_side(photos):
     [("data.decode=device",), pytest.param(("trainer=gpu",), marks=[pytest.mark.gpu, requires_cuda])],
 )
 def test_training_with_decode_device_mines_trains_and_validates_through_the_hook(
-    tiny_demo, tmp_path, monkeypatch, overrides
+    tiny_demo, tmp_path, monkeypatch, caplog, overrides
 ):
     """A real Trainer run: mining, the training tuples and validation all decode in the hook (on a GPU with
     ``data.decode=auto``, the default)."""
@@ -164,8 +166,11 @@ def test_training_with_decode_device_mines_trains_and_validates_through_the_hook
         return real(items, *arguments)
 
     monkeypatch.setattr(image_datasets, "decode_images", spy)
+    caplog.set_level(logging.INFO)
     cfg = compose_train(tiny_demo, tmp_path, "trainer.fast_dev_run=true", "logger=none", *overrides)
     results = train.train(cfg)
     assert 0 < results["after"]["val/mAP"] <= 1
     tuple_images = 2 * (2 + 2)  # data.batch_size=2 tuples of a query, a positive and 2 negatives
     assert tuple_images in decoded and sum(decoded) > 2 * tuple_images
+    # The run ends with the line that says where its images were decoded: every demo image is a JPEG.
+    assert re.search(r"decoding: JPEGs on \S+: [1-9]\d*; by the CPU workers .*: 0", caplog.text)
