@@ -55,13 +55,12 @@ class LandmarkClassificationDataModule(LandmarkDataModule):
 
     def train_dataloader(self) -> DataLoader:
         classes = [self.class_of_landmark[int(landmark)] for landmark in self.training_images.labels]
-        trainer = self.trainer
         dataset = ImageListDataset(
             self.training_images.paths,
             self.train_transform,
             labels=classes,
             max_side=self.decode_max_side,
-            on_device=trainer is not None and self.decodes_on_device(trainer.strategy.root_device),
+            on_device=self.decodes_on_device(),
         )
         return DataLoader(
             dataset,

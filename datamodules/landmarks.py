@@ -148,8 +148,13 @@ class LandmarkDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before val_dataloader()")
         return self._eval_loader(self.val_images.paths, self.val_images.labels.tolist())
 
-    def decodes_on_device(self, device: torch.device) -> bool:
-        """Whether the images for a network on ``device`` are decoded and transformed there."""
+    def decodes_on_device(self, device: torch.device | None = None) -> bool:
+        """Whether the images for a network on ``device`` (None: the trainer's) are decoded and transformed
+        there; never without a trainer or a device (no batch-transfer hook would decode them)."""
+        if device is None:
+            if self.trainer is None:
+                return False
+            device = self.trainer.strategy.root_device
         return decodes_on_device(self.decode, device)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -169,15 +174,15 @@ class LandmarkDataModule(pl.LightningDataModule):
             self.decode_counts.log(self.trainer.strategy.root_device)
 
     def _eval_loader(
-        self, paths: list[Path], labels: list[int] | None = None, on_device: bool | None = None
+        self, paths: list[Path], labels: list[int] | None = None, device: torch.device | None = None
     ) -> DataLoader:
-        """Evaluation batches of ``paths``; ``on_device`` None: as :meth:`decodes_on_device` says for the
-        trainer's device."""
-        if on_device is None:
-            trainer = self.trainer
-            on_device = trainer is not None and self.decodes_on_device(trainer.strategy.root_device)
+        """Evaluation batches of ``paths`` for a network on ``device`` (see :meth:`decodes_on_device`)."""
         dataset = ImageListDataset(
-            paths, self.eval_transform, labels=labels, max_side=self.decode_max_side, on_device=on_device
+            paths,
+            self.eval_transform,
+            labels=labels,
+            max_side=self.decode_max_side,
+            on_device=self.decodes_on_device(device),
         )
         return DataLoader(
             dataset,

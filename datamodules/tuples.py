@@ -130,7 +130,7 @@ class TupleDataModule(LandmarkDataModule):
             tuples,
             self.train_transform,
             self.decode_max_side,
-            self.decodes_on_device(trainer.strategy.root_device),
+            self.decodes_on_device(),
         )
         return DataLoader(
             dataset,
@@ -201,9 +201,7 @@ class TupleDataModule(LandmarkDataModule):
         module.eval()
         shard_embeddings: torch.Tensor | None = None
         shard_readable = torch.zeros(len(shard), dtype=torch.bool, device=module.device)
-        loader = self._eval_loader(
-            [self.training_images.paths[i] for i in shard], on_device=self.decodes_on_device(module.device)
-        )
+        loader = self._eval_loader([self.training_images.paths[i] for i in shard], device=module.device)
         # The trainer's precision (e.g. bf16 autocast) applies here too, outside Lightning's step hooks.
         precision_context = trainer.precision_plugin.forward_context if trainer else contextlib.nullcontext
         with stage("mining: embedding", len(shard), enabled=rank == 0) as bar:
